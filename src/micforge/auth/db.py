@@ -1,0 +1,752 @@
+"""AuthDB: users, API tokens, projects and per-project roles.
+
+One AuthDB wraps one peewee database (SQLite or PostgreSQL, chosen by URL)
+with its own model classes (``models.make_models``), so any number of
+instances coexist in one process. Every public method borrows a pooled
+connection for its duration and gives it back, which makes an AuthDB safe to
+share between the threads of the WSGI server and lets ``close()`` close every
+connection it ever opened.
+
+Database failures (unreachable server, SQLite busy past the timeout) surface
+as ``Unavailable``; bad input as ``InvalidRequest``; the other domain errors
+are documented per method and in docs/auth.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+import os
+import re
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import IntEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import peewee
+from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase, PooledSqliteDatabase
+
+from micforge import validate
+from micforge.auth import credentials
+from micforge.auth.credentials import ScryptParams
+from micforge.auth.migrations import (
+    LATEST_VERSION,
+    current_version,
+    is_postgres,
+    migrate,
+    write_transaction,
+)
+from micforge.auth.models import make_models
+from micforge.errors import (
+    AlreadyExists,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+)
+
+if TYPE_CHECKING:
+    from micforge.storage import Store
+
+log = logging.getLogger(__name__)
+
+EMAIL_MAX_CHARS = 320
+PASSWORD_MIN_CHARS = 8
+PASSWORD_MAX_CHARS = 1024
+TOKEN_NAME_MAX_CHARS = 200
+TOKEN_EXPIRES_IN_DAYS_MAX = 3650
+DAY_MS = 86_400_000
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+class Role(IntEnum):
+    """Per-project roles; each includes the ones below it."""
+
+    READ = 1
+    WRITE = 2
+    OWNER = 3
+
+    @property
+    def label(self) -> str:
+        """The wire name: ``read`` / ``write`` / ``owner``."""
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, value: object) -> Role:
+        """A Role from a Role or its wire name; InvalidRequest otherwise."""
+        if isinstance(value, Role):
+            return value
+        if isinstance(value, str) and value.upper() in cls.__members__ and value == value.lower():
+            return cls[value.upper()]
+        raise InvalidRequest(f"role must be one of read, write, owner; got {value!r:.40}")
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    email: str
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token's metadata. The secret is never part of it (shown once, at creation)."""
+
+    id: str
+    user_id: str
+    name: str
+    expires_at: datetime | None
+    created_at: datetime
+    last_used_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Project:
+    id: str
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Member:
+    user_id: str
+    email: str
+    role: Role
+
+
+def _to_datetime(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _sqlite_path(url: str) -> Path:
+    # sqlite:///relative/path, sqlite:////absolute/path (the SQLAlchemy
+    # convention, and what Config builds from data_dir).
+    raw = url[len("sqlite:///") :].split("?", 1)[0]
+    if not raw or raw == ":memory:":
+        # Each pooled connection would get its own empty in-memory database.
+        raise InvalidRequest("sqlite auth DB URL needs a file path: sqlite:///path/to/auth.db")
+    return Path(unquote(raw))
+
+
+class AuthDB:
+    """Identity and authorisation over one database. Build it with ``AuthDB.open(url)``."""
+
+    def __init__(
+        self,
+        database: peewee.Database,
+        *,
+        display_url: str,
+        sqlite_path: Path | None = None,
+        scrypt_params: ScryptParams | None = None,
+        clock: Callable[[], float] = time.time,
+        last_used_interval_s: int = 60,
+    ) -> None:
+        self._db = database
+        self._models = make_models(database)
+        self._display_url = display_url
+        self._sqlite_path = sqlite_path
+        self._scrypt = scrypt_params or ScryptParams()
+        self._clock = clock
+        self._last_used_interval_ms = last_used_interval_s * 1000
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        scrypt_params: ScryptParams | None = None,
+        clock: Callable[[], float] = time.time,
+        max_connections: int = 32,
+        busy_timeout_ms: int = 5000,
+        connect_timeout_s: int = 10,
+        last_used_interval_s: int = 60,
+    ) -> AuthDB:
+        """Open ``sqlite:///path`` or ``postgresql://user:pw@host:port/db`` and migrate it.
+
+        ``scrypt_params`` and ``clock`` exist for tests (cheap KDF, controlled
+        time); production uses the defaults.
+        """
+        if not isinstance(url, str):
+            raise InvalidRequest("auth DB URL must be a string")
+        sqlite_path: Path | None = None
+        database: peewee.Database
+        wait_s = max(busy_timeout_ms, 1000) / 1000
+        if url.startswith("sqlite:///"):
+            sqlite_path = _sqlite_path(url)
+            sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            database = PooledSqliteDatabase(
+                str(sqlite_path),
+                max_connections=max_connections,
+                timeout=wait_s,  # pool: wait this long for a free connection
+                # WAL: readers never block the writer; NORMAL is durable in WAL
+                # except for the last transactions on power loss, never corrupt.
+                pragmas=[
+                    ("journal_mode", "wal"),
+                    ("busy_timeout", int(busy_timeout_ms)),
+                    ("foreign_keys", 1),
+                    ("synchronous", "normal"),
+                ],
+                # The pool hands a connection to whichever thread asks next.
+                check_same_thread=False,
+            )
+        elif url.startswith(("postgresql://", "postgres://")):
+            parts = urlsplit(url)
+            params: dict[str, object] = dict(parse_qsl(parts.query))
+            params.setdefault("connect_timeout", connect_timeout_s)
+            database = PooledPostgresqlDatabase(
+                unquote(parts.path.lstrip("/")) or "postgres",
+                max_connections=max_connections,
+                timeout=wait_s,
+                stale_timeout=300,  # recycle connections so server restarts heal
+                user=unquote(parts.username) if parts.username else None,
+                password=unquote(parts.password) if parts.password else None,
+                host=parts.hostname,
+                port=parts.port,
+                **params,
+            )
+        else:
+            raise InvalidRequest(
+                f"auth DB URL must start with sqlite:/// or postgresql://, got {_redact(url)!r:.80}"
+            )
+        auth_db = cls(
+            database,
+            display_url=_redact(url),
+            sqlite_path=sqlite_path,
+            scrypt_params=scrypt_params,
+            clock=clock,
+            last_used_interval_s=last_used_interval_s,
+        )
+        try:
+            with auth_db._session():
+                migrate(database)
+        except BaseException:
+            auth_db.close()
+            raise
+        return auth_db
+
+    def __repr__(self) -> str:
+        return f"AuthDB({self._display_url!r})"
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return "postgresql" if is_postgres(self._db) else "sqlite"
+
+    def close(self) -> None:
+        """Close every pooled connection. Call once no other thread uses this AuthDB."""
+        self._db.close_all()
+
+    def __enter__(self) -> AuthDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[None]:
+        """Borrow a pooled connection (nestable) and map driver failures to Unavailable."""
+        try:
+            with self._db.connection_context():
+                yield
+        except (peewee.OperationalError, peewee.InterfaceError, MaxConnectionsExceeded) as exc:
+            # The message of a driver error names host and port, never the password.
+            raise Unavailable(f"auth DB unavailable: {exc}".strip()) from exc
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def ping(self) -> None:
+        """One round trip; raises Unavailable if the database does not answer (for /healthz)."""
+        with self._session():
+            self._db.execute_sql("SELECT 1").fetchone()
+
+    def schema_version(self) -> int:
+        with self._session():
+            return current_version(self._db)
+
+    # -- users ---------------------------------------------------------------
+
+    @staticmethod
+    def _check_email(email: object) -> str:
+        if (
+            not isinstance(email, str)
+            or len(email) > EMAIL_MAX_CHARS
+            or not _EMAIL_RE.fullmatch(email)
+        ):
+            raise InvalidRequest(f"not a valid email address: {email!r:.80}")
+        # One account per mailbox whatever the capitalisation.
+        return email.lower()
+
+    def create_user(self, email: str, password: str | None = None) -> User:
+        """A new user; AlreadyExists if the email (case-insensitive) is taken."""
+        email = self._check_email(email)
+        password_hash = None
+        if password is not None:
+            if not isinstance(password, str) or not (
+                PASSWORD_MIN_CHARS <= len(password) <= PASSWORD_MAX_CHARS
+            ):
+                raise InvalidRequest(
+                    f"password must be {PASSWORD_MIN_CHARS} to {PASSWORD_MAX_CHARS} characters"
+                )
+            # Hash before taking the write lock: the KDF is deliberately slow.
+            password_hash = credentials.hash_password(password, self._scrypt)
+        user_row = self._models.user
+        user_id = credentials.new_id("u_")
+        try:
+            with self._session(), write_transaction(self._db):
+                if user_row.select().where(user_row.email == email).exists():
+                    raise AlreadyExists(f"a user with email {email} already exists")
+                user_row.insert(
+                    id=user_id, email=email, password_hash=password_hash, created_at=self._now_ms()
+                ).execute()
+        except peewee.IntegrityError:
+            # A concurrent create of the same email won the race.
+            raise AlreadyExists(f"a user with email {email} already exists") from None
+        return User(id=user_id, email=email)
+
+    def get_user(self, user_id: str) -> User:
+        user_row = self._models.user
+        with self._session():
+            row = user_row.get_or_none(user_row.id == str(user_id))
+        if row is None:
+            raise NotFound(f"no user {user_id!r:.80}")
+        return User(id=row.id, email=row.email)
+
+    def find_user(self, email: str) -> User:
+        """The user with this email (case-insensitive); NotFound otherwise."""
+        if not isinstance(email, str):
+            raise InvalidRequest("email must be a string")
+        user_row = self._models.user
+        with self._session():
+            row = user_row.get_or_none(user_row.email == email.lower())
+        if row is None:
+            raise NotFound(f"no user with email {email!r:.80}")
+        return User(id=row.id, email=row.email)
+
+    def list_users(self) -> list[User]:
+        user_row = self._models.user
+        with self._session():
+            rows = list(user_row.select().order_by(user_row.email))
+        return [User(id=r.id, email=r.email) for r in rows]
+
+    def check_password(self, email: str, password: str) -> User:
+        """The user if the password matches; Unauthorized otherwise (same time either way)."""
+        user_row = self._models.user
+        with self._session():
+            row = user_row.get_or_none(user_row.email == str(email).lower())
+        stored = row.password_hash if row is not None else None
+        if not credentials.verify_password(str(password), stored, self._scrypt) or row is None:
+            raise Unauthorized("wrong email or password")
+        return User(id=row.id, email=row.email)
+
+    # -- tokens --------------------------------------------------------------
+
+    def _token_info(self, row: peewee.Model) -> TokenInfo:
+        return TokenInfo(
+            id=row.id,
+            user_id=row.user_id,
+            name=row.name,
+            expires_at=_to_datetime(row.expires_at),
+            created_at=_to_datetime(row.created_at),
+            last_used_at=_to_datetime(row.last_used_at),
+        )
+
+    def create_token(
+        self, user_id: str, name: str, expires_in_days: int | None = None
+    ) -> tuple[TokenInfo, str]:
+        """A new token for ``user_id``: (metadata, secret). The secret is shown once;
+        only its hash is stored."""
+        if not isinstance(name, str) or not name.strip() or len(name) > TOKEN_NAME_MAX_CHARS:
+            raise InvalidRequest(f"token name must be 1 to {TOKEN_NAME_MAX_CHARS} characters")
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise InvalidRequest("token name must not contain control characters")
+        if expires_in_days is not None and (
+            isinstance(expires_in_days, bool)
+            or not isinstance(expires_in_days, int)
+            or not 1 <= expires_in_days <= TOKEN_EXPIRES_IN_DAYS_MAX
+        ):
+            raise InvalidRequest(
+                f"expires_in_days must be an integer from 1 to {TOKEN_EXPIRES_IN_DAYS_MAX}"
+            )
+        secret = credentials.new_token_secret()
+        now_ms = self._now_ms()
+        token_row = self._models.token
+        token_id = credentials.new_id("t_")
+        expires_at = None if expires_in_days is None else now_ms + expires_in_days * DAY_MS
+        with self._session(), write_transaction(self._db):
+            self._require_user(user_id)
+            token_row.insert(
+                id=token_id,
+                user=user_id,
+                name=name,
+                secret_hash=credentials.token_lookup_hash(secret),
+                created_at=now_ms,
+                expires_at=expires_at,
+            ).execute()
+        info = TokenInfo(
+            id=token_id,
+            user_id=user_id,
+            name=name,
+            expires_at=_to_datetime(expires_at),
+            created_at=_to_datetime(now_ms),
+        )
+        return info, secret
+
+    def _require_user(self, user_id: str) -> None:
+        user_row = self._models.user
+        if not user_row.select().where(user_row.id == str(user_id)).exists():
+            raise NotFound(f"no user {user_id!r:.80}")
+
+    def list_tokens(self, user_id: str) -> list[TokenInfo]:
+        """The user's tokens that are not revoked (expired ones included), oldest first."""
+        token_row = self._models.token
+        with self._session():
+            self._require_user(user_id)
+            rows = list(
+                token_row.select()
+                .where((token_row.user == str(user_id)) & token_row.revoked_at.is_null())
+                .order_by(token_row.created_at, token_row.id)
+            )
+        return [self._token_info(r) for r in rows]
+
+    def get_token(self, token_id: str) -> TokenInfo:
+        token_row = self._models.token
+        with self._session():
+            row = token_row.get_or_none(token_row.id == str(token_id))
+        if row is None:
+            raise NotFound(f"no token {token_id!r:.80}")
+        return self._token_info(row)
+
+    def revoke_token(self, user_id: str | None, token_id: str) -> None:
+        """Revoke at once: once this returns, no verify accepts the token.
+
+        NotFound if the token does not exist or is not ``user_id``'s
+        (``user_id=None``: the operator, any user's token). Revoking a revoked
+        token again is a no-op, so a retried DELETE succeeds.
+        """
+        token_row = self._models.token
+        with self._session(), write_transaction(self._db):
+            row = token_row.get_or_none(token_row.id == str(token_id))
+            if row is None or (user_id is not None and row.user_id != user_id):
+                raise NotFound(f"no token {token_id!r:.80}")
+            token_row.update(revoked_at=self._now_ms()).where(
+                (token_row.id == row.id) & token_row.revoked_at.is_null()
+            ).execute()
+
+    def verify_token(self, secret: str) -> User:
+        """The user a bearer token belongs to; Unauthorized if it is malformed,
+        unknown, expired or revoked."""
+        user, _ = self.authenticate(secret)
+        return user
+
+    def authenticate(self, secret: str) -> tuple[User, TokenInfo]:
+        """Like verify_token, plus the token's metadata (e.g. for per-token rate limits).
+
+        One indexed query by the token's SHA-256. The lookup compares hashes,
+        not secrets, so its timing reveals nothing usable; the final equality
+        check is constant-time anyway.
+        """
+        if not credentials.is_well_formed_token(secret):
+            # Never echo the presented value: it may be a real secret mistyped.
+            raise Unauthorized("malformed token")
+        lookup_hash = credentials.token_lookup_hash(secret)
+        token_row, user_row = self._models.token, self._models.user
+        now_ms = self._now_ms()
+        with self._session():
+            row = (
+                token_row.select(token_row, user_row)
+                .join(user_row)
+                .where(token_row.secret_hash == lookup_hash)
+                .first()
+            )
+            if row is None or not hmac.compare_digest(row.secret_hash, lookup_hash):
+                raise Unauthorized("unknown token")
+            if row.revoked_at is not None:
+                raise Unauthorized("token revoked")
+            if row.expires_at is not None and row.expires_at <= now_ms:
+                raise Unauthorized("token expired")
+            if row.last_used_at is None or now_ms - row.last_used_at >= self._last_used_interval_ms:
+                self._touch(row.id, now_ms)
+        return User(id=row.user.id, email=row.user.email), self._token_info(row)
+
+    def _touch(self, token_id: str, now_ms: int) -> None:
+        # At most one write per token per interval: the WHERE makes concurrent
+        # verifies of one token agree on a single winner, and a failure here
+        # (SQLite busy) must not fail the request it rides on.
+        token_row = self._models.token
+        cutoff = now_ms - self._last_used_interval_ms
+        try:
+            token_row.update(last_used_at=now_ms).where(
+                (token_row.id == token_id)
+                & (token_row.last_used_at.is_null() | (token_row.last_used_at <= cutoff))
+            ).execute()
+        except peewee.OperationalError as exc:
+            log.debug("could not record last use of token %s: %s", token_id, exc)
+
+    # -- projects and roles --------------------------------------------------
+
+    def create_project(self, project_id: str, created_by: str) -> Project:
+        """A new project owned by ``created_by``; AlreadyExists if the id is taken
+        (one global namespace, whoever can read it)."""
+        project_id = validate.project_id(project_id)
+        project_row, permission_row = self._models.project, self._models.permission
+        now_ms = self._now_ms()
+        try:
+            with self._session(), write_transaction(self._db):
+                self._require_user(created_by)
+                if project_row.select().where(project_row.id == project_id).exists():
+                    raise AlreadyExists(f"project {project_id} already exists")
+                project_row.insert(
+                    id=project_id, created_by=created_by, created_at=now_ms
+                ).execute()
+                permission_row.insert(
+                    project=project_id, user=created_by, role=int(Role.OWNER)
+                ).execute()
+        except peewee.IntegrityError:
+            raise AlreadyExists(f"project {project_id} already exists") from None
+        return Project(id=project_id, created_by=created_by, created_at=_to_datetime(now_ms))
+
+    def get_project(self, project_id: str) -> Project:
+        project_id = validate.project_id(project_id)
+        project_row = self._models.project
+        with self._session():
+            row = project_row.get_or_none(project_row.id == project_id)
+        if row is None:
+            raise NotFound(f"project {project_id} not found")
+        return Project(
+            id=row.id, created_by=row.created_by_id, created_at=_to_datetime(row.created_at)
+        )
+
+    def list_projects(self, user_id: str) -> list[Project]:
+        """Projects ``user_id`` has any role on, by id."""
+        project_row, permission_row = self._models.project, self._models.permission
+        with self._session():
+            rows = list(
+                project_row.select()
+                .join(permission_row)
+                .where(permission_row.user == str(user_id))
+                .order_by(project_row.id)
+            )
+        return [
+            Project(id=r.id, created_by=r.created_by_id, created_at=_to_datetime(r.created_at))
+            for r in rows
+        ]
+
+    def list_members(self, project_id: str) -> list[Member]:
+        project_id = validate.project_id(project_id)
+        permission_row, user_row = self._models.permission, self._models.user
+        with self._session():
+            self._require_project(project_id, lock=False)
+            rows = list(
+                permission_row.select(permission_row, user_row)
+                .join(user_row)
+                .where(permission_row.project == project_id)
+                .order_by(user_row.email)
+            )
+        return [Member(user_id=r.user.id, email=r.user.email, role=Role(r.role)) for r in rows]
+
+    def _require_project(self, project_id: str, *, lock: bool) -> None:
+        project_row = self._models.project
+        query = project_row.select(project_row.id).where(project_row.id == project_id)
+        if lock and is_postgres(self._db):
+            # Serialises membership changes per project on PostgreSQL, so two
+            # owners demoting each other cannot both see "another owner left".
+            # (SQLite: write_transaction already holds the database write lock.)
+            query = query.for_update()
+        if query.first() is None:
+            raise NotFound(f"project {project_id} not found")
+
+    def _owner_count(self, project_id: str) -> int:
+        permission_row = self._models.permission
+        return (
+            permission_row.select()
+            .where(
+                (permission_row.project == project_id) & (permission_row.role == int(Role.OWNER))
+            )
+            .count()
+        )
+
+    def set_role(self, project_id: str, user_id: str, role: Role | str) -> None:
+        """Give ``user_id`` ``role`` on the project (add or change).
+
+        NotFound for an unknown project or user; InvalidRequest when it would
+        demote the project's last owner (a project always keeps one). Whether
+        the *caller* may do this is the service layer's check (owner only).
+        """
+        project_id = validate.project_id(project_id)
+        role = Role.parse(role)
+        permission_row = self._models.permission
+        with self._session(), write_transaction(self._db):
+            self._require_project(project_id, lock=True)
+            self._require_user(user_id)
+            current = permission_row.get_or_none(
+                (permission_row.project == project_id) & (permission_row.user == user_id)
+            )
+            if current is None:
+                permission_row.insert(project=project_id, user=user_id, role=int(role)).execute()
+                return
+            if (
+                current.role == Role.OWNER
+                and role != Role.OWNER
+                and self._owner_count(project_id) <= 1
+            ):
+                raise InvalidRequest(f"cannot demote the last owner of project {project_id}")
+            permission_row.update(role=int(role)).where(
+                (permission_row.project == project_id) & (permission_row.user == user_id)
+            ).execute()
+
+    def remove_member(self, project_id: str, user_id: str) -> None:
+        """Remove ``user_id``'s role. NotFound if the project is unknown or the user
+        has no role on it; InvalidRequest for the last owner."""
+        project_id = validate.project_id(project_id)
+        permission_row = self._models.permission
+        with self._session(), write_transaction(self._db):
+            self._require_project(project_id, lock=True)
+            current = permission_row.get_or_none(
+                (permission_row.project == project_id) & (permission_row.user == str(user_id))
+            )
+            if current is None:
+                raise NotFound(f"user {user_id!r:.80} has no role on project {project_id}")
+            if current.role == Role.OWNER and self._owner_count(project_id) <= 1:
+                raise InvalidRequest(f"cannot remove the last owner of project {project_id}")
+            permission_row.delete().where(
+                (permission_row.project == project_id) & (permission_row.user == str(user_id))
+            ).execute()
+
+    def role_of(self, project_id: str, user_id: str) -> Role | None:
+        """The user's role on the project; None if none (or no such project)."""
+        project_id = validate.project_id(project_id)
+        permission_row = self._models.permission
+        with self._session():
+            row = (
+                permission_row.select(permission_row.role)
+                .where(
+                    (permission_row.project == project_id) & (permission_row.user == str(user_id))
+                )
+                .first()
+            )
+        return None if row is None else Role(row.role)
+
+    def check_permission(self, project_id: str, user_id: str, required: Role | str) -> Role:
+        """The user's role if it is at least ``required``.
+
+        NotFound when the user cannot read the project, whether or not it
+        exists (existence does not leak); Forbidden when they can read it but
+        need more.
+        """
+        required = Role.parse(required)
+        role = self.role_of(project_id, user_id)
+        if role is None:
+            raise NotFound(f"project {project_id} not found")
+        if role < required:
+            raise Forbidden(
+                f"{required.label} access to project {project_id} needed; you have {role.label}"
+            )
+        return role
+
+    # -- backup and restore (SQLite) -----------------------------------------
+
+    def _require_sqlite(self, what: str) -> Path:
+        if self._sqlite_path is None:
+            raise InvalidRequest(
+                f"auth {what} works on the SQLite auth DB; PostgreSQL deployments use "
+                "pg_dump / their provider's backups (docs/deploy.md)"
+            )
+        return self._sqlite_path
+
+    def backup_to(self, store: Store, key: str) -> int:
+        """Write a consistent snapshot of the database to ``store`` at ``key``; returns its size.
+
+        SQLite's online backup API copies a single read snapshot while other
+        threads and processes keep writing, so the snapshot is consistent.
+        """
+        db_path = self._require_sqlite("backup")
+        fd, tmp_name = tempfile.mkstemp(prefix=".auth-backup-", suffix=".db", dir=db_path.parent)
+        os.close(fd)
+        try:
+            with self._session():
+                source = self._db.connection()
+                snapshot = sqlite3.connect(tmp_name)
+                try:
+                    source.backup(snapshot)
+                    # A self-contained file: no -wal sidecar needed to read it.
+                    snapshot.execute("PRAGMA journal_mode=DELETE")
+                finally:
+                    snapshot.close()
+            size_bytes = os.path.getsize(tmp_name)
+            with open(tmp_name, "rb") as snapshot_file:
+                store.put_file(key, snapshot_file, size_bytes)
+            return size_bytes
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+
+    def restore_from(self, store: Store, key: str) -> None:
+        """Replace the database's contents with the snapshot at ``key``.
+
+        All or nothing: the snapshot is downloaded to a temp file and checked
+        (integrity, a micforge schema this version understands) first; then
+        SQLite's backup API copies it into the live database in one write
+        transaction, so every connection (in this or another process) sees
+        the old contents or the new, never a mix, and a crash mid-copy leaves
+        the old contents. Then migrations bring an older snapshot up to date.
+        """
+        from micforge.storage import KeyNotFound
+
+        db_path = self._require_sqlite("restore")
+        fd, tmp_name = tempfile.mkstemp(prefix=".auth-restore-", suffix=".db", dir=db_path.parent)
+        try:
+            try:
+                reader, _size, _etag = store.open(key)
+            except KeyNotFound:
+                raise NotFound(f"no auth backup at {key!r}") from None
+            with os.fdopen(fd, "wb") as out, contextlib.closing(reader):
+                while chunk := reader.read(1024 * 1024):
+                    out.write(chunk)
+            snapshot = sqlite3.connect(tmp_name)
+            try:
+                self._check_snapshot(snapshot, key)
+                with self._session():
+                    snapshot.backup(self._db.connection())
+            finally:
+                snapshot.close()
+            with self._session():
+                migrate(self._db)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+
+    @staticmethod
+    def _check_snapshot(snapshot: sqlite3.Connection, key: str) -> None:
+        try:
+            (integrity,) = snapshot.execute("PRAGMA integrity_check").fetchone()
+            tables = {
+                r[0] for r in snapshot.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            version = None
+            if "micforge_schema_version" in tables:
+                row = snapshot.execute("SELECT version FROM micforge_schema_version").fetchone()
+                version = int(row[0]) if row else None
+        except sqlite3.DatabaseError as exc:
+            raise InvalidRequest(f"{key!r} is not a SQLite database: {exc}") from None
+        if integrity != "ok":
+            raise InvalidRequest(f"auth backup {key!r} is corrupt: {integrity}")
+        if version is None or not 1 <= version <= LATEST_VERSION:
+            raise InvalidRequest(
+                f"{key!r} is not a micforge auth backup this version can restore (schema {version})"
+            )
