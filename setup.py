@@ -1,0 +1,68 @@
+"""Build hook: compiles libmic-core with the `ziglang` package while the package is built.
+
+`pip install -e .` and `python -m build --wheel` both run build_py, which runs
+`python -m ziglang build -Doptimize=ReleaseSafe` and copies the shared library
+and its header into ``micforge/core/_native/``: in the source tree for an
+editable install, in build_lib for a wheel (so the wheel carries them). The
+binding (``micforge/core/_ffi.py``) loads them from beside itself.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+from setuptools.dist import Distribution
+
+ROOT = Path(__file__).resolve().parent
+NATIVE_REL = Path("micforge") / "core" / "_native"
+LIBRARY_NAMES = {"darwin": "libmic_core.dylib", "win32": "mic_core.dll"}
+
+
+def library_name() -> str:
+    return LIBRARY_NAMES.get(sys.platform, "libmic_core.so")
+
+
+def build_native(destination: Path) -> None:
+    """Run the Zig build and copy its outputs into ``destination``."""
+    prefix = ROOT / "zig-out"
+    subprocess.run(
+        [sys.executable, "-m", "ziglang", "build", "-Doptimize=ReleaseSafe", "--prefix", str(prefix)],
+        cwd=ROOT,
+        check=True,
+    )
+    lib_dir = "bin" if sys.platform == "win32" else "lib"
+    destination.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(prefix / lib_dir / library_name(), destination / library_name())
+    shutil.copy2(ROOT / "zig" / "include" / "mic_core.h", destination / "mic_core.h")
+
+
+class BuildPyWithNative(build_py):
+    def run(self) -> None:
+        if self.editable_mode:
+            # Editable installs import from src/, so the library goes there.
+            build_native(ROOT / "src" / NATIVE_REL)
+        super().run()
+        if not self.editable_mode:
+            build_native(Path(self.build_lib) / NATIVE_REL)
+
+    def get_outputs(self, include_bytecode: bool = True) -> list[str]:
+        outputs = list(super().get_outputs(include_bytecode))
+        if not self.editable_mode:
+            native = Path(self.build_lib) / NATIVE_REL
+            outputs += [str(native / library_name()), str(native / "mic_core.h")]
+        return outputs
+
+
+class BinaryDistribution(Distribution):
+    """The wheel carries a native library, so it is platform-specific."""
+
+    def has_ext_modules(self) -> bool:
+        return True
+
+
+setup(cmdclass={"build_py": BuildPyWithNative}, distclass=BinaryDistribution)

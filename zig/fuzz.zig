@@ -1,0 +1,3 @@
+//! Placeholder replaced by the decoder fuzzer below once codecs exist.
+const std = @import("std");
+pub fn main() void {}
