@@ -1,0 +1,155 @@
+"""The Store protocol and its errors, shared by every backend.
+
+Semantics are exact and identical across backends (LocalStore, S3Store,
+CachedStore); ``tests/storage/test_conformance.py`` runs the same suite
+against each one. See ``docs/storage.md``.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO, Protocol, runtime_checkable
+
+from micforge import errors
+
+# A key is a relative, '/'-separated path. These limits keep keys valid on
+# every backend: S3 allows 1024 bytes, and the local filesystem allows 255
+# bytes per path segment.
+KEY_MAX_BYTES = 1024
+KEY_SEGMENT_MAX_BYTES = 200
+
+
+class StoreError(Exception):
+    """Base of every storage error."""
+
+
+class KeyNotFound(StoreError):
+    """The key does not exist."""
+
+
+class PreconditionFailed(StoreError):
+    """An ``if_match`` / ``if_none_match`` condition did not hold; nothing was written."""
+
+
+class StorageUnavailable(StoreError, errors.Unavailable):
+    """The backend could not be reached (or kept failing) after the retry budget.
+
+    Nothing is reported as written: a write that raises this may or may not
+    have happened; a write that returned an etag did happen.
+    """
+
+
+class InvalidKey(StoreError, ValueError):
+    """The key is not a valid store key (empty, absolute, '..', NUL, too long, ...)."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    def get(self, key: str) -> tuple[bytes, str]:
+        """Return ``(data, etag)``; raise KeyNotFound."""
+        ...
+
+    def head(self, key: str) -> str | None:
+        """Return the etag, or None if the key does not exist."""
+        ...
+
+    def put(
+        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False
+    ) -> str:
+        """Write ``data`` atomically and return its etag.
+
+        ``if_none_match=True``: PreconditionFailed if the key exists.
+        ``if_match=etag``: PreconditionFailed unless the key exists with that etag.
+        """
+        ...
+
+    def put_file(
+        self, key: str, fileobj: BinaryIO, size_bytes: int, *, if_none_match: bool = False
+    ) -> str:
+        """Stream exactly ``size_bytes`` from ``fileobj`` into ``key``; return the etag."""
+        ...
+
+    def open(self, key: str) -> tuple[BinaryIO, int, str]:
+        """Streaming read: ``(reader, size_bytes, etag)``. The caller closes the reader."""
+        ...
+
+    def list(
+        self, prefix: str, *, start_after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        """Keys starting with ``prefix``, sorted, strictly after ``start_after``."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; deleting an absent key is not an error."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def validate_key(key: str) -> str:
+    """Reject keys that could escape a root directory or mean different things per backend."""
+    if not isinstance(key, str):
+        raise InvalidKey(f"key must be a str, got {type(key).__name__}")
+    if not key:
+        raise InvalidKey("key must not be empty")
+    if "\x00" in key:
+        raise InvalidKey(f"key contains NUL: {key!r}")
+    if "\\" in key:
+        raise InvalidKey(f"key contains a backslash: {key!r}")
+    if len(key.encode("utf-8", "surrogatepass")) > KEY_MAX_BYTES:
+        raise InvalidKey(f"key longer than {KEY_MAX_BYTES} bytes")
+    if key.startswith("/"):
+        raise InvalidKey(f"key must be relative: {key!r}")
+    for segment in key.split("/"):
+        _validate_segment(key, segment)
+    return key
+
+
+def validate_prefix(prefix: str) -> str:
+    """A list prefix: '' or a key prefix; only its complete segments must be valid."""
+    if not isinstance(prefix, str):
+        raise InvalidKey(f"prefix must be a str, got {type(prefix).__name__}")
+    if prefix == "":
+        return prefix
+    if "\x00" in prefix or "\\" in prefix or prefix.startswith("/"):
+        raise InvalidKey(f"invalid list prefix: {prefix!r}")
+    segments = prefix.split("/")
+    for segment in segments[:-1]:
+        _validate_segment(prefix, segment)
+    if segments[-1] in {".", ".."}:
+        raise InvalidKey(f"invalid list prefix: {prefix!r}")
+    return prefix
+
+
+def _validate_segment(key: str, segment: str) -> None:
+    if segment == "":
+        raise InvalidKey(f"key has an empty segment: {key!r}")
+    if segment.startswith("."):
+        # Covers '.' and '..', and reserves dot-names for LocalStore's temp and lock files.
+        raise InvalidKey(f"key segment must not start with '.': {key!r}")
+    if segment.endswith(OBJECT_SUFFIX):
+        # LocalStore stores key 'a' as file 'a.mfo' so that keys 'a' and 'a/b' can coexist;
+        # a segment ending in the suffix would collide with that file.
+        raise InvalidKey(f"key segment must not end with {OBJECT_SUFFIX!r}: {key!r}")
+    if len(segment.encode("utf-8", "surrogatepass")) > KEY_SEGMENT_MAX_BYTES:
+        raise InvalidKey(f"key segment longer than {KEY_SEGMENT_MAX_BYTES} bytes: {key!r}")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in segment):
+        raise InvalidKey(f"key contains a control character: {key!r}")
+    try:
+        segment.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidKey(f"key is not valid UTF-8: {key!r}") from exc
+
+
+OBJECT_SUFFIX = ".mfo"
+
+
+def validate_condition(if_match: str | None, if_none_match: bool) -> None:
+    if if_match is not None and if_none_match:
+        raise ValueError("if_match and if_none_match are mutually exclusive")
+    if if_match is not None and (not isinstance(if_match, str) or not if_match):
+        raise ValueError("if_match must be a non-empty etag string")
+
+
+def validate_limit(limit: int | None) -> None:
+    if limit is not None and (not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit must be a non-negative int, got {limit!r}")

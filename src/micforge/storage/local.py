@@ -1,0 +1,316 @@
+"""LocalStore: the embedded default, a directory on one machine.
+
+Layout under ``root``::
+
+    objects/<key>.mfo     one file per key: 68-byte header + data
+    .locks/<nn>           256 striped lock files (fcntl.flock)
+
+File format (see docs/storage.md): ``b"MFO" + version byte 1`` then the etag
+as 64 lowercase hex chars (BLAKE3 of the data), then the data. The etag
+lives inside the file so that one rename publishes data and etag together
+and ``head()`` reads 68 bytes.
+
+Writes go to a temp file in the target directory, are fsynced, and are
+renamed over the target while holding the key's lock stripe, after which
+the directory is fsynced. Readers never lock: rename is atomic, so they see
+the old or the new object, never a partial one. Every writer (conditional
+or not, and delete) holds the stripe across compare + rename, which makes
+conditional writes atomic across threads and processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import io
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from micforge.storage.base import (
+    OBJECT_SUFFIX,
+    InvalidKey,
+    KeyNotFound,
+    PreconditionFailed,
+    StorageUnavailable,
+    StoreError,
+    validate_condition,
+    validate_key,
+    validate_limit,
+    validate_prefix,
+)
+from micforge.storage.hashing import new_hasher
+
+MAGIC = b"MFO\x01"
+ETAG_HEX_CHARS = 64
+HEADER_BYTES = len(MAGIC) + ETAG_HEX_CHARS
+LOCK_STRIPES = 256
+COPY_CHUNK_BYTES = 1024 * 1024
+TEMP_PREFIX = ".tmp-"
+
+
+class LocalStore:
+    """A Store in a local directory; safe for many threads and processes on one machine."""
+
+    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.root = Path(root).resolve()
+        self._objects = self.root / "objects"
+        self._locks = self.root / ".locks"
+        # fsync=False exists for throwaway test/benchmark stores only; durability is the default.
+        self._fsync = fsync
+        try:
+            self._objects.mkdir(parents=True, exist_ok=True)
+            self._locks.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot create store at {self.root}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.root)!r})"
+
+    # -- reads ---------------------------------------------------------------
+
+    def get(self, key: str) -> tuple[bytes, str]:
+        path = self._path(key)
+        try:
+            with open(path, "rb") as f:
+                etag = self._read_header(f, key)
+                return f.read(), etag
+        except FileNotFoundError as exc:
+            raise KeyNotFound(key) from exc
+        except NotADirectoryError as exc:
+            raise KeyNotFound(key) from exc
+        except OSError as exc:
+            raise StorageUnavailable(f"reading {key}: {exc}") from exc
+
+    def head(self, key: str) -> str | None:
+        path = self._path(key)
+        try:
+            with open(path, "rb") as f:
+                return self._read_header(f, key)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise StorageUnavailable(f"reading {key}: {exc}") from exc
+
+    def open(self, key: str) -> tuple[BinaryIO, int, str]:
+        path = self._path(key)
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - ownership passes to the caller
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise KeyNotFound(key) from exc
+        except OSError as exc:
+            raise StorageUnavailable(f"reading {key}: {exc}") from exc
+        try:
+            etag = self._read_header(f, key)
+            size_bytes = os.fstat(f.fileno()).st_size - HEADER_BYTES
+        except BaseException:
+            f.close()
+            raise
+        # The open descriptor keeps this version readable even if the key is replaced.
+        return f, size_bytes, etag
+
+    def list(
+        self, prefix: str, *, start_after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        validate_prefix(prefix)
+        validate_limit(limit)
+        result: list[str] = []
+        if limit == 0:
+            return result
+        # Walk only the deepest directory the prefix fully names.
+        dir_part, _, _ = prefix.rpartition("/")
+        base_dir = self._objects / dir_part if dir_part else self._objects
+        base_key = dir_part + "/" if dir_part else ""
+        for key in self._walk_sorted(base_dir, base_key, prefix, start_after):
+            result.append(key)
+            if limit is not None and len(result) >= limit:
+                break
+        return result
+
+    # -- writes --------------------------------------------------------------
+
+    def put(
+        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False
+    ) -> str:
+        validate_condition(if_match, if_none_match)
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data must be bytes, got {type(data).__name__}")
+        return self._write(key, io.BytesIO(bytes(data)), len(data), if_match, if_none_match)
+
+    def put_file(
+        self, key: str, fileobj: BinaryIO, size_bytes: int, *, if_none_match: bool = False
+    ) -> str:
+        if not isinstance(size_bytes, int) or size_bytes < 0:
+            raise ValueError(f"size_bytes must be a non-negative int, got {size_bytes!r}")
+        return self._write(key, fileobj, size_bytes, None, if_none_match)
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            with self._locked(key):
+                try:
+                    os.unlink(path)
+                except (FileNotFoundError, NotADirectoryError):
+                    return
+                self._fsync_dir(path.parent)
+        except OSError as exc:
+            raise StorageUnavailable(f"deleting {key}: {exc}") from exc
+
+    def close(self) -> None:
+        pass
+
+    # -- internals -----------------------------------------------------------
+
+    def _write(
+        self,
+        key: str,
+        source: BinaryIO,
+        size_bytes: int,
+        if_match: str | None,
+        if_none_match: bool,
+    ) -> str:
+        path = self._path(key)
+        try:
+            self._makedirs(path.parent)
+        except NotADirectoryError as exc:
+            raise StoreError(f"cannot create {key}: a parent is not a directory") from exc
+        except OSError as exc:
+            raise StorageUnavailable(f"writing {key}: {exc}") from exc
+        temp = path.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+        try:
+            # The data is written and fsynced before taking the lock, so the
+            # lock is held only for compare + rename.
+            etag = self._write_temp(temp, source, size_bytes, key)
+            with self._locked(key):
+                if if_none_match or if_match is not None:
+                    current = self.head(key)
+                    if if_none_match and current is not None:
+                        raise PreconditionFailed(f"{key} exists")
+                    if if_match is not None and current != if_match:
+                        raise PreconditionFailed(
+                            f"{key}: etag is {current!r}, expected {if_match!r}"
+                        )
+                os.replace(temp, path)
+                self._fsync_dir(path.parent)
+            return etag
+        except OSError as exc:
+            raise StorageUnavailable(f"writing {key}: {exc}") from exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+
+    def _write_temp(self, temp: Path, source: BinaryIO, size_bytes: int, key: str) -> str:
+        hasher = new_hasher()
+        remaining = size_bytes
+        with open(temp, "wb") as out:
+            out.write(MAGIC + b"\x00" * ETAG_HEX_CHARS)  # etag filled in once known
+            while remaining > 0:
+                chunk = source.read(min(COPY_CHUNK_BYTES, remaining))
+                if not chunk:
+                    raise ValueError(
+                        f"{key}: source ended after {size_bytes - remaining} of {size_bytes} bytes"
+                    )
+                hasher.update(chunk)
+                out.write(chunk)
+                remaining -= len(chunk)
+            if source.read(1):
+                raise ValueError(f"{key}: source holds more than {size_bytes} bytes")
+            etag = hasher.hexdigest()
+            out.seek(len(MAGIC))
+            out.write(etag.encode("ascii"))
+            out.flush()
+            if self._fsync:
+                os.fsync(out.fileno())
+        return etag
+
+    def _read_header(self, f: BinaryIO, key: str) -> str:
+        header = f.read(HEADER_BYTES)
+        if len(header) != HEADER_BYTES or header[: len(MAGIC)] != MAGIC:
+            raise StoreError(f"{key}: not a LocalStore object (bad header)")
+        return header[len(MAGIC) :].decode("ascii")
+
+    def _path(self, key: str) -> Path:
+        validate_key(key)
+        path = self._objects / (key + OBJECT_SUFFIX)
+        # validate_key already forbids '..' and absolute keys; this is the belt to its braces.
+        if not os.path.normpath(path).startswith(str(self._objects) + os.sep):
+            raise InvalidKey(f"key escapes the store root: {key!r}")
+        return path
+
+    @contextlib.contextmanager
+    def _locked(self, key: str) -> Iterator[None]:
+        # flock locks belong to the open file description, so opening the stripe
+        # per operation excludes other threads of this process as well as other processes.
+        stripe = hashlib.blake2b(key.encode("utf-8"), digest_size=2).digest()[0]
+        fd = os.open(self._locks / f"{stripe:02x}", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    def _makedirs(self, directory: Path) -> None:
+        missing: list[Path] = []
+        d = directory
+        while not d.is_dir():
+            missing.append(d)
+            d = d.parent
+        for d in reversed(missing):
+            try:
+                os.mkdir(d)
+            except FileExistsError:
+                if not d.is_dir():
+                    raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(d)) from None
+            # A new directory entry is durable only once its parent is fsynced.
+            self._fsync_dir(d.parent)
+
+    def _fsync_dir(self, directory: Path) -> None:
+        if not self._fsync:
+            return
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _walk_sorted(
+        self, directory: Path, dir_key: str, prefix: str, start_after: str | None
+    ) -> Iterator[str]:
+        """Yield keys under ``directory`` in key order, pruning whole subtrees."""
+        try:
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        # Sorting directories as 'name/' makes depth-first order equal key order:
+        # every key below 'd' starts with 'd/'.
+        items: list[tuple[str, bool, str]] = []
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue  # temp files and lock files, never keys
+            if entry.is_dir(follow_symlinks=False):
+                items.append((dir_key + name + "/", True, entry.path))
+            elif name.endswith(OBJECT_SUFFIX):
+                items.append((dir_key + name[: -len(OBJECT_SUFFIX)], False, entry.path))
+        items.sort()
+        for sort_key, is_dir, path in items:
+            if is_dir:
+                if not (sort_key.startswith(prefix) or prefix.startswith(sort_key)):
+                    continue
+                if (
+                    start_after is not None
+                    and sort_key < start_after
+                    and not start_after.startswith(sort_key)
+                ):
+                    continue  # every key below is < start_after
+                yield from self._walk_sorted(Path(path), sort_key, prefix, start_after)
+            else:
+                if not sort_key.startswith(prefix):
+                    continue
+                if start_after is not None and sort_key <= start_after:
+                    continue
+                yield sort_key

@@ -1,0 +1,464 @@
+"""S3Store: any S3-compatible endpoint (AWS S3, R2, MinIO, moto) through boto3.
+
+Conditional writes use PutObject / CompleteMultipartUpload with ``IfMatch``
+or ``IfNoneMatch='*'``; S3 itself makes them atomic.
+
+Retries. Idempotent calls (GET, HEAD, LIST, DELETE, unconditional PUT) use
+botocore's ``standard`` retry mode (5xx, throttling, timeouts, dropped
+connections, with exponential backoff and jitter). Conditional PUTs are
+retried by this module instead, because a retry of a conditional write whose
+first attempt *did* reach S3 (only the response was lost) fails its own
+condition: the object already holds our bytes. Every conditional write
+therefore carries a unique ``x-amz-meta-mf-write-id``; a 412 that follows an
+ambiguous attempt is resolved by reading that id back (see ``_put_conditional``).
+A 409 ``ConditionalRequestConflict`` (a concurrent conditional write to the
+same key, per the AWS docs) is retried as well: nothing was written.
+
+Endpoint, region and credentials come from the arguments when given, else
+from boto3's standard chain (``AWS_ENDPOINT_URL``, ``AWS_REGION``,
+``AWS_ACCESS_KEY_ID``, ... and the config files).
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from micforge.storage.base import (
+    KeyNotFound,
+    PreconditionFailed,
+    StorageUnavailable,
+    StoreError,
+    validate_condition,
+    validate_key,
+    validate_limit,
+    validate_prefix,
+)
+
+MiB = 1024 * 1024
+WRITE_ID_META = "mf-write-id"
+_LIST_PAGE_MAX = 1000
+_TRANSIENT_CODES = {
+    "InternalError",
+    "ServiceUnavailable",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "RequestLimitExceeded",
+    "BadGateway",
+    "GatewayTimeout",
+}
+_TRANSPORT_ERRORS = (
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectionClosedError,
+    botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ProxyConnectionError,
+    botocore.exceptions.ResponseStreamingError,
+    botocore.exceptions.IncompleteReadError,
+    botocore.exceptions.ConnectionError,
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retry budget. Defaults suit AWS; tests shrink them so fault tests stay fast."""
+
+    max_attempts: int = 8  # per call, first attempt included
+    backoff_base_ms: int = 50
+    backoff_cap_ms: int = 5_000
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 60.0
+
+
+class S3Store:
+    """A Store on an S3 bucket, under an optional key prefix."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        aws_session_token: str | None = None,
+        retry: RetryPolicy | None = None,
+        multipart_threshold_bytes: int = 64 * MiB,
+        multipart_chunk_bytes: int = 16 * MiB,
+        addressing_style: str | None = None,
+    ) -> None:
+        if not bucket or "/" in bucket:
+            raise ValueError(f"invalid bucket name {bucket!r}")
+        if prefix:
+            validate_prefix(prefix)
+            prefix = prefix.rstrip("/") + "/"
+        if multipart_chunk_bytes < 5 * MiB:
+            raise ValueError("S3 multipart parts must be at least 5 MiB")
+        if multipart_threshold_bytes < multipart_chunk_bytes:
+            raise ValueError("multipart_threshold_bytes must be >= multipart_chunk_bytes")
+        self.bucket = bucket
+        self.prefix = prefix
+        self.retry = retry or RetryPolicy()
+        self.multipart_threshold_bytes = multipart_threshold_bytes
+        self.multipart_chunk_bytes = multipart_chunk_bytes
+        # One boto3 Session per store: no shared default session (no global state).
+        session = boto3.session.Session(
+            aws_access_key_id=aws_access_key_id,
+            aws_secret_access_key=aws_secret_access_key,
+            aws_session_token=aws_session_token,
+            region_name=region_name,
+        )
+        if addressing_style is None:
+            # Custom endpoints (moto, MinIO, R2 by account URL) rarely resolve bucket subdomains.
+            addressing_style = "path" if endpoint_url else "auto"
+        common = dict(
+            connect_timeout=self.retry.connect_timeout_s,
+            read_timeout=self.retry.read_timeout_s,
+            s3={"addressing_style": addressing_style},
+            # Checksum headers by default break some S3-compatible servers; S3 checks
+            # Content-MD5-free uploads by TLS and SigV4 payload hashing anyway.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            max_pool_connections=32,
+        )
+        retrying = botocore.config.Config(
+            retries={"mode": "standard", "total_max_attempts": self.retry.max_attempts},
+            **common,
+        )
+        single_shot = botocore.config.Config(retries={"total_max_attempts": 1}, **common)
+        self._client = session.client("s3", endpoint_url=endpoint_url, config=retrying)
+        # Conditional writes go through a client that never retries on its own (see module doc).
+        self._cond_client = session.client("s3", endpoint_url=endpoint_url, config=single_shot)
+
+    def __repr__(self) -> str:
+        # Includes the endpoint: CachedStore namespaces its disk cache by this string.
+        return f"S3Store(s3://{self.bucket}/{self.prefix} at {self._client.meta.endpoint_url})"
+
+    # -- reads ---------------------------------------------------------------
+
+    def get(self, key: str) -> tuple[bytes, str]:
+        # botocore retries the request, not a body read that breaks half-way; retry those here.
+        for attempt_index in range(self.retry.max_attempts):
+            if attempt_index:
+                self._sleep_backoff(attempt_index)
+            reader, size_bytes, etag = self.open(key)
+            try:
+                data = reader.read()
+            except StorageUnavailable:
+                if attempt_index + 1 == self.retry.max_attempts:
+                    raise
+                continue
+            finally:
+                reader.close()
+            if len(data) == size_bytes:
+                return data, etag
+        raise StorageUnavailable(f"{key}: body kept arriving truncated")
+
+    def open(self, key: str) -> tuple[BinaryIO, int, str]:
+        full = self._full(key)
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=full)
+        except Exception as exc:
+            raise self._translate(exc, key) from exc
+        reader = _BodyReader(response["Body"], key)
+        return reader, int(response["ContentLength"]), response["ETag"]  # type: ignore[return-value]
+
+    def head(self, key: str) -> str | None:
+        full = self._full(key)
+        try:
+            response = self._client.head_object(Bucket=self.bucket, Key=full)
+        except Exception as exc:
+            error = self._translate(exc, key)
+            if isinstance(error, KeyNotFound):
+                return None
+            raise error from exc
+        return response["ETag"]
+
+    def list(
+        self, prefix: str, *, start_after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        validate_prefix(prefix)
+        validate_limit(limit)
+        result: list[str] = []
+        if limit == 0:
+            return result
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix + prefix}
+        if start_after is not None:
+            kwargs["StartAfter"] = self.prefix + start_after
+        while True:
+            page_max = _LIST_PAGE_MAX if limit is None else min(_LIST_PAGE_MAX, limit - len(result))
+            try:
+                response = self._client.list_objects_v2(MaxKeys=page_max, **kwargs)
+            except Exception as exc:
+                raise self._translate(exc, prefix) from exc
+            for item in response.get("Contents", []):
+                result.append(item["Key"][len(self.prefix) :])
+            if limit is not None and len(result) >= limit:
+                return result[:limit]
+            if not response.get("IsTruncated"):
+                return result
+            kwargs["ContinuationToken"] = response["NextContinuationToken"]
+            kwargs.pop("StartAfter", None)
+
+    # -- writes --------------------------------------------------------------
+
+    def put(
+        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False
+    ) -> str:
+        validate_condition(if_match, if_none_match)
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data must be bytes, got {type(data).__name__}")
+        full = self._full(key)
+        data = bytes(data)
+        if if_match is None and not if_none_match:
+            try:
+                response = self._client.put_object(Bucket=self.bucket, Key=full, Body=data)
+            except Exception as exc:
+                raise self._translate(exc, key) from exc
+            return response["ETag"]
+        conditions: dict[str, str] = {"IfMatch": if_match} if if_match else {"IfNoneMatch": "*"}
+
+        def attempt(write_id: str) -> str:
+            response = self._cond_client.put_object(
+                Bucket=self.bucket,
+                Key=full,
+                Body=data,
+                Metadata={WRITE_ID_META: write_id},
+                **conditions,
+            )
+            return response["ETag"]
+
+        return self._put_conditional(key, attempt)
+
+    def put_file(
+        self, key: str, fileobj: BinaryIO, size_bytes: int, *, if_none_match: bool = False
+    ) -> str:
+        if not isinstance(size_bytes, int) or size_bytes < 0:
+            raise ValueError(f"size_bytes must be a non-negative int, got {size_bytes!r}")
+        full = self._full(key)
+        if size_bytes < self.multipart_threshold_bytes:
+            data = _read_exact(fileobj, size_bytes, key)
+            return self.put(key, data, if_none_match=if_none_match)
+        return self._put_multipart(key, full, fileobj, size_bytes, if_none_match)
+
+    def delete(self, key: str) -> None:
+        full = self._full(key)
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=full)
+        except Exception as exc:
+            error = self._translate(exc, key)
+            if isinstance(error, KeyNotFound):
+                return
+            raise error from exc
+
+    def close(self) -> None:
+        self._client.close()
+        self._cond_client.close()
+
+    # -- internals -----------------------------------------------------------
+
+    def _put_multipart(
+        self, key: str, full: str, fileobj: BinaryIO, size_bytes: int, if_none_match: bool
+    ) -> str:
+        write_id = uuid.uuid4().hex
+        try:
+            upload_id = self._client.create_multipart_upload(
+                Bucket=self.bucket, Key=full, Metadata={WRITE_ID_META: write_id}
+            )["UploadId"]
+        except Exception as exc:
+            raise self._translate(exc, key) from exc
+        completed = False
+        try:
+            parts = []
+            remaining = size_bytes
+            part_number = 1
+            while remaining > 0:
+                chunk = _read_exact(fileobj, min(self.multipart_chunk_bytes, remaining), key)
+                remaining -= len(chunk)
+                try:
+                    # UploadPart is idempotent per (upload, part number): safe to auto-retry.
+                    response = self._client.upload_part(
+                        Bucket=self.bucket,
+                        Key=full,
+                        UploadId=upload_id,
+                        PartNumber=part_number,
+                        Body=chunk,
+                    )
+                except Exception as exc:
+                    raise self._translate(exc, key) from exc
+                parts.append({"PartNumber": part_number, "ETag": response["ETag"]})
+                part_number += 1
+            if fileobj.read(1):
+                raise ValueError(f"{key}: source holds more than {size_bytes} bytes")
+            conditions = {"IfNoneMatch": "*"} if if_none_match else {}
+
+            def attempt(_write_id: str) -> str:
+                response = self._cond_client.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=full,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": parts},
+                    **conditions,
+                )
+                return response["ETag"]
+
+            etag = self._put_conditional(key, attempt, write_id=write_id)
+            completed = True
+            return etag
+        finally:
+            if not completed:
+                try:
+                    self._client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=full, UploadId=upload_id
+                    )
+                except Exception:
+                    # Best effort: a lifecycle rule for incomplete uploads reclaims the parts.
+                    pass
+
+    def _put_conditional(self, key: str, attempt: Any, write_id: str | None = None) -> str:
+        """Run a conditional write with retries, resolving lost responses.
+
+        After an attempt whose outcome is unknown (5xx, timeout, dropped
+        connection), a later 412 may be our own earlier write. HEAD tells: if
+        the object carries our write id, the write happened and we return its
+        etag; otherwise someone else's write won and the condition truly
+        failed. Only after the budget is spent do we raise StorageUnavailable.
+        """
+        write_id = write_id or uuid.uuid4().hex
+        ambiguous = False
+        last_error: Exception | None = None
+        for attempt_index in range(self.retry.max_attempts):
+            if attempt_index:
+                self._sleep_backoff(attempt_index)
+            try:
+                return attempt(write_id)
+            except Exception as exc:
+                error = self._translate(exc, key)
+                last_error = exc
+                if isinstance(error, (PreconditionFailed, KeyNotFound)):
+                    # If-Match on a missing key is 404 on S3: a failed condition to callers.
+                    if ambiguous:
+                        resolved = self._resolve_own_write(key, write_id)
+                        if resolved is not None:
+                            return resolved
+                    raise PreconditionFailed(f"{key}: {error}") from exc
+                if _is_conditional_conflict(exc):
+                    continue  # AWS: a concurrent conditional write; retry, nothing was written
+                if isinstance(error, StorageUnavailable):
+                    ambiguous = True
+                    continue
+                raise error from exc
+        if ambiguous:
+            # The last attempts failed in transit; one of them may still have landed.
+            resolved = self._resolve_own_write(key, write_id)
+            if resolved is not None:
+                return resolved
+        raise StorageUnavailable(
+            f"{key}: conditional write failed after {self.retry.max_attempts} attempts: {last_error}"
+        ) from last_error
+
+    def _resolve_own_write(self, key: str, write_id: str) -> str | None:
+        try:
+            response = self._client.head_object(Bucket=self.bucket, Key=self._full(key))
+        except Exception as exc:
+            error = self._translate(exc, key)
+            if isinstance(error, KeyNotFound):
+                return None
+            raise error from exc
+        if response.get("Metadata", {}).get(WRITE_ID_META) == write_id:
+            return response["ETag"]
+        return None
+
+    def _sleep_backoff(self, attempt_index: int) -> None:
+        cap_ms = min(self.retry.backoff_cap_ms, self.retry.backoff_base_ms * 2**attempt_index)
+        time.sleep(random.uniform(0, cap_ms) / 1000)  # full jitter
+
+    def _full(self, key: str) -> str:
+        return self.prefix + validate_key(key)
+
+    def _translate(self, exc: Exception, key: str) -> StoreError:
+        if isinstance(exc, StoreError):
+            return exc
+        if isinstance(exc, botocore.exceptions.ClientError):
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+            if code in {"NoSuchKey", "404", "NotFound"} or (
+                status == 404 and code != "NoSuchBucket"
+            ):
+                return KeyNotFound(key)
+            if code in {"PreconditionFailed", "412"} or status == 412:
+                return PreconditionFailed(f"{key}: precondition failed")
+            if code in _TRANSIENT_CODES or status >= 500 or status == 429:
+                return StorageUnavailable(f"{key}: S3 {status} {code}: {error.get('Message', '')}")
+            if code == "ConditionalRequestConflict":
+                return StorageUnavailable(f"{key}: conditional request conflict persisted")
+            return StoreError(f"{key}: S3 {status} {code}: {error.get('Message', '')}")
+        if isinstance(exc, _TRANSPORT_ERRORS):
+            return StorageUnavailable(f"{key}: {exc}")
+        if isinstance(exc, botocore.exceptions.NoCredentialsError):
+            return StoreError(f"no AWS credentials for s3://{self.bucket}: {exc}")
+        if isinstance(exc, botocore.exceptions.BotoCoreError):
+            return StoreError(f"{key}: {exc}")
+        raise exc
+
+
+def _is_conditional_conflict(exc: Exception) -> bool:
+    return (
+        isinstance(exc, botocore.exceptions.ClientError)
+        and exc.response.get("Error", {}).get("Code") == "ConditionalRequestConflict"
+    )
+
+
+def _read_exact(fileobj: BinaryIO, size_bytes: int, key: str) -> bytes:
+    buffer = bytearray()
+    while len(buffer) < size_bytes:
+        chunk = fileobj.read(size_bytes - len(buffer))
+        if not chunk:
+            raise ValueError(f"{key}: source ended after {len(buffer)} of {size_bytes} bytes")
+        buffer += chunk
+    return bytes(buffer)
+
+
+class _BodyReader(io.RawIOBase):
+    """A GetObject body as a file object whose transport errors are StorageUnavailable."""
+
+    def __init__(self, body: Any, key: str) -> None:
+        super().__init__()
+        self._body = body
+        self._key = key
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            chunk = self._body.read(len(buffer))
+        except _TRANSPORT_ERRORS as exc:
+            raise StorageUnavailable(f"{self._key}: read interrupted: {exc}") from exc
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._body.read() if size is None or size < 0 else self._body.read(size)
+        except _TRANSPORT_ERRORS as exc:
+            raise StorageUnavailable(f"{self._key}: read interrupted: {exc}") from exc
+
+    def close(self) -> None:
+        try:
+            self._body.close()
+        finally:
+            super().close()
