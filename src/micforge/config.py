@@ -45,6 +45,7 @@ class Config:
     cache_disk_bytes: int = 4 * GiB
     rate_limit_per_minute: int = 0  # per token; 0 = off
     grpc_chunk_bytes: int = 256 * KiB
+    blob_zstd_level: int = 3
     landing_max_attempts: int = 64
     landing_backoff_base_ms: int = 5
     landing_backoff_cap_ms: int = 1000

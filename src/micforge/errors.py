@@ -80,3 +80,10 @@ class Unavailable(MicError):
 
     code = "unavailable"
     http_status = 503
+
+
+class Corrupt(MicError):
+    """A stored object failed its integrity check; it is never served."""
+
+    code = "internal"
+    http_status = 500

@@ -1,0 +1,99 @@
+"""The service layer: everything the REST and gRPC front ends do, with no Flask or grpc here.
+
+``build_services(config)`` wires one set of collaborators; tests inject their
+own store (e.g. a moto-backed S3Store or a fault-injecting wrapper) and auth DB.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from micforge.auth import AuthDB
+from micforge.config import Config
+from micforge.service.blobs import BlobService
+from micforge.service.common import Authorizer
+from micforge.service.content import ContentService
+from micforge.service.history import History
+from micforge.service.landing import LandingService
+from micforge.service.metrics import Metrics
+from micforge.service.projects import ProjectService
+from micforge.service.sessions import SessionService, SessionStore, SyncHlc
+from micforge.storage import CachedStore, Store, open_store
+
+# Parallel object-store reads/writes per Services (object stores are latency-bound).
+IO_THREADS = 16
+
+
+@dataclass
+class Services:
+    config: Config
+    store: Store  # the cached view every service uses
+    auth: AuthDB
+    metrics: Metrics
+    blobs: BlobService
+    sessions: SessionService
+    landing: LandingService
+    content: ContentService
+    projects: ProjectService
+    history: History
+    _pool: ThreadPoolExecutor
+    _owned: tuple
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for resource in self._owned:
+            resource.close()
+
+    def __enter__(self) -> Services:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def build_services(config: Config, *, store: Store | None = None, auth_db: AuthDB | None = None) -> Services:
+    """Build the services. Collaborators passed in stay owned by the caller; those built
+    here (from ``config.store_url`` / ``config.auth_db_url``) are closed by ``close()``."""
+    owned: list = []
+    if store is None:
+        store = open_store(config.store_url, config)
+        owned.append(store)
+    if auth_db is None:
+        auth_db = AuthDB.open(config.auth_db_url)
+        owned.append(auth_db)
+    cached = CachedStore(
+        store,
+        ram_bytes=config.cache_ram_bytes,
+        disk_dir=config.cache_dir if config.disk_cache_enabled else None,
+        disk_bytes=config.cache_disk_bytes,
+    )
+    metrics = Metrics()
+    metrics.watch_cache(lambda: cached.stats)
+    pool = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="micforge-io")
+    authorizer = Authorizer(auth_db)
+    hlc = SyncHlc()
+    history = History(cached, metrics, pool)
+    session_store = SessionStore(cached, metrics, config.limits.session_max_bytes)
+    blobs = BlobService(config, cached, authorizer)
+    sessions = SessionService(config, cached, authorizer, blobs, history, session_store, hlc)
+    landing = LandingService(config, cached, authorizer, history, session_store, hlc, metrics, pool)
+    content = ContentService(cached, authorizer, history, blobs, auth_db)
+    projects = ProjectService(auth_db, authorizer, content)
+    return Services(
+        config=config,
+        store=cached,
+        auth=auth_db,
+        metrics=metrics,
+        blobs=blobs,
+        sessions=sessions,
+        landing=landing,
+        content=content,
+        projects=projects,
+        history=history,
+        _pool=pool,
+        _owned=tuple(owned),
+    )
+
+
+__all__ = ["Services", "build_services"]

@@ -1,0 +1,268 @@
+"""Blobs: content-addressed, zstd-compressed file contents, one namespace per project.
+
+Stored object (``blobs/{hh}/{hash}``, see docs/formats.md "Blob objects"):
+``"MICZ" | version u8 | 3 reserved | size u64 LE | blob hash (32) | zstd frame``.
+The hash is computed here (never trusted from a client) and verified again on
+every read, so a corrupt object is an error and never served as content.
+"""
+
+from __future__ import annotations
+
+import struct
+import tempfile
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
+
+import zstandard
+
+from micforge.auth import Role, User
+from micforge.config import Config
+from micforge.core import BlobHasher, blob_hash
+from micforge.errors import Corrupt, InvalidRequest, NotFound, TooLarge
+from micforge.service.common import Authorizer
+from micforge.storage import KeyNotFound, PreconditionFailed, Store, keys
+from micforge import validate
+
+BLOB_MAGIC = b"MICZ"
+BLOB_VERSION = 1
+_HEADER = struct.Struct("<4sB3xQ32s")
+HEADER_BYTES = _HEADER.size  # 48
+# Blobs up to this size are verified in full before the first byte is sent.
+VERIFY_BEFORE_SERVING_BYTES = 8 * 1024 * 1024
+_SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
+
+
+def encode_header(size_bytes: int, digest: bytes) -> bytes:
+    return _HEADER.pack(BLOB_MAGIC, BLOB_VERSION, size_bytes, digest)
+
+
+def decode_header(data: bytes, expected_digest: bytes) -> int:
+    if len(data) < HEADER_BYTES:
+        raise Corrupt("blob object is shorter than its header")
+    magic, version, size_bytes, digest = _HEADER.unpack_from(data)
+    if magic != BLOB_MAGIC or version != BLOB_VERSION:
+        raise Corrupt("blob object has a bad magic or version")
+    if digest != expected_digest:
+        raise Corrupt("blob object is stored under the wrong hash")
+    return size_bytes
+
+
+class BlobService:
+    def __init__(self, config: Config, store: Store, authorizer: Authorizer) -> None:
+        self._config = config
+        self._store = store
+        self._authz = authorizer
+        self._limit_bytes = config.limits.blob_max_bytes
+
+    # -- writes -------------------------------------------------------------------------
+
+    def put(self, user: User, project: str, data: bytes) -> tuple[dict, bool]:
+        """Store ``data``; returns ({"hash", "size"}, created)."""
+        self._authz.require(user, project, Role.WRITE)
+        if len(data) > self._limit_bytes:
+            raise TooLarge(f"blob is {len(data)} bytes; the limit is {self._limit_bytes}")
+        digest = blob_hash(data)
+        key = keys.blob(project, digest.hex())
+        if self._store.head(key) is not None:
+            return {"hash": digest.hex(), "size": len(data)}, False
+        body = encode_header(len(data), digest) + self._compressor().compress(data)
+        try:
+            self._store.put(key, body, if_none_match=True)
+        except PreconditionFailed:
+            return {"hash": digest.hex(), "size": len(data)}, False
+        return {"hash": digest.hex(), "size": len(data)}, True
+
+    def put_stream(
+        self,
+        user: User,
+        project: str,
+        chunks: Iterable[bytes],
+        *,
+        expected_size: int | None = None,
+        expected_hash: str | None = None,
+    ) -> tuple[dict, bool]:
+        """Store a stream of chunks. The size limit is enforced as bytes arrive;
+        on any failure (limit, size or hash mismatch, broken stream) nothing is stored."""
+        self._authz.require(user, project, Role.WRITE)
+        if expected_hash is not None:
+            validate.hash_hex(expected_hash, "expected hash")
+        if expected_size is not None:
+            if expected_size < 0:
+                raise InvalidRequest("expected size must not be negative")
+            if expected_size > self._limit_bytes:
+                raise TooLarge(f"blob is {expected_size} bytes; the limit is {self._limit_bytes}")
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY_BYTES) as spool:
+            if expected_size is not None:
+                size_bytes, digest = self._spool_known_size(chunks, expected_size, spool)
+            else:
+                size_bytes, digest = self._spool_unknown_size(chunks, spool)
+            if expected_hash is not None and digest.hex() != expected_hash:
+                raise InvalidRequest(
+                    f"content hashes to {digest.hex()}, not the announced {expected_hash}",
+                    hash=digest.hex(),
+                )
+            key = keys.blob(project, digest.hex())
+            view = {"hash": digest.hex(), "size": size_bytes}
+            if self._store.head(key) is not None:
+                return view, False
+            stored_bytes = spool.tell()
+            spool.seek(0)
+            try:
+                self._store.put_file(key, spool, stored_bytes, if_none_match=True)
+            except PreconditionFailed:
+                return view, False
+            return view, True
+
+    def _spool_known_size(self, chunks: Iterable[bytes], size_bytes: int, spool: BinaryIO) -> tuple[int, bytes]:
+        # One pass: hash and compress while receiving (the size is part of the hashed prefix).
+        spool.write(encode_header(size_bytes, bytes(32)))
+        hasher = BlobHasher(size_bytes)
+        writer = self._compressor().stream_writer(spool, size=size_bytes, closefd=False)
+        received = 0
+        for chunk in chunks:
+            received += len(chunk)
+            if received > size_bytes:
+                raise InvalidRequest(f"received more than the announced {size_bytes} bytes")
+            hasher.update(chunk)
+            writer.write(chunk)
+        if received != size_bytes:
+            raise InvalidRequest(f"received {received} bytes, not the announced {size_bytes}")
+        writer.flush(zstandard.FLUSH_FRAME)
+        digest = hasher.digest()
+        end = spool.tell()
+        spool.seek(0)
+        spool.write(encode_header(size_bytes, digest))
+        spool.seek(end)
+        return size_bytes, digest
+
+    def _spool_unknown_size(self, chunks: Iterable[bytes], spool: BinaryIO) -> tuple[int, bytes]:
+        # The hash prefix needs the length, so keep the raw bytes first, then hash + compress.
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY_BYTES) as raw:
+            received = 0
+            for chunk in chunks:
+                received += len(chunk)
+                if received > self._limit_bytes:
+                    raise TooLarge(f"blob exceeds the limit of {self._limit_bytes} bytes")
+                raw.write(chunk)
+            raw.seek(0)
+            return self._spool_known_size(_read_chunks(raw, 1 << 20), received, spool)
+
+    # -- reads --------------------------------------------------------------------------
+
+    def stat(self, user: User, project: str, hash_hex: str) -> int:
+        self._authz.require(user, project, Role.READ)
+        return self.size_of(project, validate.hash_hex(hash_hex))
+
+    def exists(self, project: str, hash_hex: str) -> bool:
+        return self._store.head(keys.blob(project, hash_hex)) is not None
+
+    def size_of(self, project: str, hash_hex: str) -> int:
+        """Size of a stored blob from its header; NotFound if absent (no permission check)."""
+        try:
+            reader, _, _ = self._store.open(keys.blob(project, hash_hex))
+        except KeyNotFound:
+            raise NotFound(f"blob {hash_hex} not found") from None
+        try:
+            return decode_header(_read_exactly(reader, HEADER_BYTES), bytes.fromhex(hash_hex))
+        finally:
+            reader.close()
+
+    def open(
+        self, user: User, project: str, hash_hex: str, chunk_bytes: int | None = None
+    ) -> tuple[int, Iterator[bytes]]:
+        """(size, chunks) of a blob. Small blobs are verified before the first chunk;
+        larger ones as they stream, and a mismatch ends the stream with ``Corrupt``."""
+        self._authz.require(user, project, Role.READ)
+        return self.open_unchecked(project, validate.hash_hex(hash_hex), chunk_bytes)
+
+    def open_unchecked(
+        self, project: str, hash_hex: str, chunk_bytes: int | None = None
+    ) -> tuple[int, Iterator[bytes]]:
+        chunk_bytes = chunk_bytes or self._config.grpc_chunk_bytes
+        digest = bytes.fromhex(hash_hex)
+        try:
+            reader, _, _ = self._store.open(keys.blob(project, hash_hex))
+        except KeyNotFound:
+            raise NotFound(f"blob {hash_hex} not found") from None
+        try:
+            size_bytes = decode_header(_read_exactly(reader, HEADER_BYTES), digest)
+        except BaseException:
+            reader.close()
+            raise
+        if size_bytes <= VERIFY_BEFORE_SERVING_BYTES:
+            try:
+                content = self._decompress_all(reader, size_bytes)
+            finally:
+                reader.close()
+            if blob_hash(content) != digest:
+                raise Corrupt(f"blob {hash_hex} failed its integrity check")
+            return size_bytes, _slices(content, chunk_bytes)
+        return size_bytes, self._stream_verified(reader, size_bytes, digest, chunk_bytes)
+
+    def _decompress_all(self, reader: BinaryIO, size_bytes: int) -> bytes:
+        try:
+            with zstandard.ZstdDecompressor().stream_reader(reader, closefd=False) as z:
+                content = z.read(size_bytes + 1) if size_bytes else z.read(1)
+                while len(content) < size_bytes + 1:
+                    more = z.read(size_bytes + 1 - len(content))
+                    if not more:
+                        break
+                    content += more
+        except zstandard.ZstdError as exc:
+            raise Corrupt(f"blob does not decompress: {exc}") from None
+        if len(content) != size_bytes:
+            raise Corrupt("blob decompresses to the wrong size")
+        return content
+
+    def _stream_verified(
+        self, reader: BinaryIO, size_bytes: int, digest: bytes, chunk_bytes: int
+    ) -> Iterator[bytes]:
+        hasher = BlobHasher(size_bytes)
+        sent = 0
+        try:
+            with zstandard.ZstdDecompressor().stream_reader(reader, closefd=False) as z:
+                while True:
+                    try:
+                        chunk = z.read(chunk_bytes)
+                    except zstandard.ZstdError as exc:
+                        raise Corrupt(f"blob does not decompress: {exc}") from None
+                    if not chunk:
+                        break
+                    sent += len(chunk)
+                    if sent > size_bytes:
+                        raise Corrupt("blob decompresses past its recorded size")
+                    hasher.update(chunk)
+                    yield chunk
+            if sent != size_bytes or hasher.digest() != digest:
+                raise Corrupt("blob failed its integrity check")
+        finally:
+            reader.close()
+
+    def _compressor(self) -> zstandard.ZstdCompressor:
+        return zstandard.ZstdCompressor(level=self._config.blob_zstd_level, write_content_size=True)
+
+
+def _read_exactly(reader: BinaryIO, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        more = reader.read(n - len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+def _read_chunks(reader: BinaryIO, chunk_bytes: int) -> Iterator[bytes]:
+    while True:
+        chunk = reader.read(chunk_bytes)
+        if not chunk:
+            return
+        yield chunk
+
+
+def _slices(content: bytes, chunk_bytes: int) -> Iterator[bytes]:
+    if not content:
+        return
+    view = memoryview(content)
+    for start in range(0, len(content), chunk_bytes):
+        yield bytes(view[start : start + chunk_bytes])

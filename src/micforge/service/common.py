@@ -1,0 +1,67 @@
+"""Small helpers shared by the services: time formatting, retries, permission checks."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from micforge.auth import Role, User
+from micforge.core import hlc_unpack
+
+T = TypeVar("T")
+
+MODE_NAMES = {0: "file", 1: "exec", 2: "symlink"}
+MODE_VALUES = {v: k for k, v in MODE_NAMES.items()}
+STATE_NAMES = {0: "open", 1: "landed", 2: "conflicted", 3: "abandoned"}
+STATE_VALUES = {v: k for k, v in STATE_NAMES.items()}
+ROLE_NAMES = {0: "user", 1: "agent", 2: "system"}
+ROLE_VALUES = {v: k for k, v in ROLE_NAMES.items()}
+
+
+def rfc3339_from_ms(ms: int) -> str:
+    stamp = _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def rfc3339_from_hlc(hlc: int) -> str:
+    return rfc3339_from_ms(hlc_unpack(hlc)[0])
+
+
+def rfc3339(value: _dt.datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.UTC)
+    return rfc3339_from_ms(int(value.timestamp() * 1000))
+
+
+def backoff_sleep(attempt: int, base_ms: int, cap_ms: int, rng: random.Random) -> None:
+    """Full-jitter exponential backoff: sleep U(0, min(cap, base * 2**attempt))."""
+    ceiling_ms = min(cap_ms, base_ms * (2 ** min(attempt, 20)))
+    time.sleep(rng.uniform(0, ceiling_ms) / 1000)
+
+
+class Authorizer:
+    """The services' one door to permissions: every check goes through the auth layer."""
+
+    def __init__(self, auth) -> None:  # auth: micforge.auth.AuthDB
+        self._auth = auth
+
+    def require(self, user: User, project: str, role: Role) -> Role:
+        return self._auth.check_permission(project, user.id, role)
+
+
+def retry_cas(fn: Callable[[], T], attempts: int, on_retry: Callable[[], None] | None = None) -> T:
+    """Run ``fn`` until it stops raising PreconditionFailed (a lost compare-and-swap)."""
+    from micforge.storage import PreconditionFailed
+
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except PreconditionFailed:
+            if on_retry is not None:
+                on_retry()
+            if attempt + 1 == attempts:
+                raise
+    raise AssertionError("unreachable")

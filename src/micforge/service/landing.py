@@ -1,0 +1,286 @@
+"""Coordinator-free landing (DESIGN.md "Landing"; the protocol as built is docs/landing.md).
+
+The landing record ``log/{n}`` written with If-None-Match IS the commit: exactly
+one writer creates position n. Everything after it (head hint, session state,
+rollups) is safe to crash before and to repeat.
+
+Idempotence rests on ``attempt_position`` in the session: before writing
+``log/{n}`` a lander records n there with If-Match. A session can therefore only
+ever have landed at its current attempt position, and that position never moves
+on until ``log/{attempt}`` is seen to hold another session. So a retry (or a
+second agent landing the same session) looks at one record to know whether the
+session already landed — also for sessions with no paths, which no bloom finds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from micforge import validate
+from micforge.auth import Role, User
+from micforge.config import Config
+from micforge.core import (
+    OP_WRITE,
+    STATE_ABANDONED,
+    STATE_CONFLICTED,
+    STATE_LANDED,
+    STATE_OPEN,
+    Bloom,
+    LandingRecord,
+    SessionRecord,
+    encode_landing,
+)
+from micforge.core.tree import Tree, TreeEdit
+from micforge.errors import Conflict, Forbidden, InvalidState, Unavailable
+from micforge.service.common import STATE_NAMES, Authorizer, backoff_sleep
+from micforge.service.history import ROLLUP_SIZES, TOP_LEVEL, History
+from micforge.service.metrics import Metrics
+from micforge.service.sessions import SessionStore, SyncHlc, session_view
+from micforge.storage import PreconditionFailed, Store, keys
+
+
+@dataclass
+class CheckResult:
+    conflicts: set[str] = field(default_factory=set)
+    own_position: int | None = None  # a landing record of this very session was met
+    objects_read: int = 0
+
+
+class ConflictChecker:
+    """Finds the landings in a position range that touched any of a session's paths.
+
+    Breadth-first over the rollup levels, highest first: a complete window whose
+    rollup says "none of these paths" is skipped whole; a window whose rollup is
+    positive (or missing: a missing rollup is never read as "no conflict") is
+    examined one level down; at level 0 the exact path lists of the landing
+    records decide, so a bloom false positive never reaches the user. The cost is
+    at most ~2*99 objects per level plus one per positive window: it grows with
+    log(history), not history.
+    """
+
+    def __init__(self, history: History, pool: ThreadPoolExecutor) -> None:
+        self._history = history
+        self._pool = pool
+
+    def check(self, project: str, session_id: bytes, paths: list[str], lo: int, hi: int, tip: int) -> CheckResult:
+        result = CheckResult()
+        if lo > hi or not paths:
+            return result
+        wanted = set(paths)
+        segments = [(lo, hi)]
+        for level in range(TOP_LEVEL, 0, -1):
+            size = ROLLUP_SIZES[level]
+            complete: list[tuple[int, int, int]] = []  # (window start, segment lo, segment hi)
+            descend: list[tuple[int, int]] = []
+            for seg_lo, seg_hi in segments:
+                p = seg_lo
+                while p <= seg_hi:
+                    start = ((p - 1) // size) * size + 1
+                    end = start + size - 1
+                    piece = (p, min(seg_hi, end))
+                    if end <= tip:
+                        complete.append((start, *piece))
+                    else:
+                        descend.append(piece)
+                    p = end + 1
+            rollups = self._map(lambda w, lv=level: self._history.rollup(project, lv, w[0]), complete)
+            result.objects_read += len(complete)
+            for (_, seg_lo, seg_hi), rollup in zip(complete, rollups, strict=True):
+                if rollup is None or _may_contain_any(rollup.bloom, paths):
+                    descend.append((seg_lo, seg_hi))
+            segments = sorted(descend)
+        positions = [p for seg_lo, seg_hi in segments for p in range(seg_lo, seg_hi + 1)]
+        records = self._history.records(project, positions)
+        result.objects_read += len(positions)
+        for record in records:
+            if record.session_id == session_id:
+                result.own_position = record.position
+                return result
+            result.conflicts.update(wanted.intersection(record.paths))
+        return result
+
+    def _map(self, fn, items: list) -> list:
+        if len(items) <= 1:
+            return [fn(item) for item in items]
+        return list(self._pool.map(fn, items))
+
+
+def _may_contain_any(bloom_bytes: bytes, paths: list[str]) -> bool:
+    with Bloom.from_bytes(bloom_bytes) as bloom:
+        return bloom.may_contain_any(paths)
+
+
+class LandingService:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        authorizer: Authorizer,
+        history: History,
+        sessions: SessionStore,
+        hlc: SyncHlc,
+        metrics: Metrics,
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._authz = authorizer
+        self._history = history
+        self._sessions = sessions
+        self._hlc = hlc
+        self._metrics = metrics
+        self._pool = pool
+        self._checker = ConflictChecker(history, pool)
+        self._rng = random.Random()
+        self._rng_lock = threading.Lock()
+        self.last_check: CheckResult | None = None  # for diagnostics and tests
+
+    def land(self, user: User, project: str, sid: str) -> dict:
+        """Land a session; returns {"position", "tree_hash", "session"}.
+        Raises Conflict(paths) (the session becomes conflicted), InvalidState, Unavailable."""
+        validate.session_id(sid)
+        role = self._authz.require(user, project, Role.WRITE)
+        checked_upto: int | None = None  # conflicts already ruled out in (base, checked_upto]
+        for attempt in range(self._config.landing_max_attempts):
+            rec, etag = self._sessions.load(project, sid)
+            if rec.owner != user.id and role < Role.OWNER:
+                raise Forbidden("only the session's owner or a project owner may land it")
+            if rec.state == STATE_LANDED:
+                return self._result(project, rec)
+            tip = self._history.tip(project)
+            own = self._own_landing_at_attempt(project, rec, tip)
+            if own is not None:
+                return self._finish(project, sid, own, committed_here=False)
+            if rec.state != STATE_OPEN:
+                raise InvalidState(f"session is {STATE_NAMES[rec.state]}; only open sessions land")
+
+            paths = [op.path for op in rec.operations]
+            lo = max(rec.base_position, checked_upto if checked_upto is not None else 0) + 1
+            check = self._checker.check(project, rec.id, paths, lo, tip, tip)
+            self.last_check = check
+            self._metrics.conflict_check_reads.inc(check.objects_read)
+            if check.own_position is not None:
+                return self._finish(project, sid, self._history.record(project, check.own_position), False)
+            if check.conflicts:
+                return self._mark_conflicted(project, sid, sorted(check.conflicts), tip)
+            checked_upto = tip
+
+            position = tip + 1
+            parent_tree = self._history.tree_at(project, tip)
+            tree_hash = self._write_tree(project, parent_tree, rec)
+            # Note the attempt before the commit point (also re-validates that the
+            # operations we build from are still the session's current ones).
+            noted = dataclasses.replace(rec, attempt_position=position, updated_at=self._hlc.now())
+            try:
+                self._sessions.write(project, noted, etag)
+            except PreconditionFailed:
+                self._metrics.cas_retries.inc()
+                continue
+            record = LandingRecord(
+                position=position,
+                session_id=rec.id,
+                parent_tree=parent_tree,
+                tree_hash=tree_hash,
+                hlc=self._hlc.now(),
+                author=rec.owner,
+                goal=rec.goal,
+                paths=sorted(set(paths), key=lambda p: p.encode("utf-8")),
+            )
+            try:
+                self._store.put(keys.log(project, position), encode_landing(record), if_none_match=True)
+            except PreconditionFailed:
+                # Someone else took this position: back off, then only the new range needs checking.
+                self._metrics.cas_retries.inc()
+                with self._rng_lock:
+                    rng = random.Random(self._rng.random())
+                backoff_sleep(attempt, self._config.landing_backoff_base_ms, self._config.landing_backoff_cap_ms, rng)
+                continue
+            self._metrics.landings.inc()
+            return self._finish(project, sid, record, committed_here=True)
+        raise Unavailable(
+            f"landing did not win a position after {self._config.landing_max_attempts} attempts; "
+            "nothing was landed, try again"
+        )
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def _own_landing_at_attempt(self, project: str, rec: SessionRecord, tip: int) -> LandingRecord | None:
+        if rec.attempt_position == 0 or rec.attempt_position > tip:
+            return None
+        record = self._history.record(project, rec.attempt_position)
+        return record if record.session_id == rec.id else None
+
+    def _write_tree(self, project: str, parent_tree: bytes, rec: SessionRecord) -> bytes:
+        tree = Tree(lambda h: self._store.get(keys.tree_node(project, h.hex()))[0])
+        edits = [
+            TreeEdit(path=op.path, blob_hash=op.blob_hash, mode=op.mode, size=op.size)
+            if op.op == OP_WRITE
+            else TreeEdit(path=op.path, blob_hash=None)
+            for op in rec.operations
+        ]
+        root, nodes = tree.apply(parent_tree, edits)
+        self._put_nodes(project, nodes)
+        return root
+
+    def _put_nodes(self, project: str, nodes: Iterable[tuple[bytes, bytes]]) -> None:
+        def put(node: tuple[bytes, bytes]) -> None:
+            node_hash, data = node
+            try:
+                self._store.put(keys.tree_node(project, node_hash.hex()), data, if_none_match=True)
+            except PreconditionFailed:
+                pass  # content-addressed: already there is as good as written
+
+        nodes = list(nodes)
+        if len(nodes) <= 1:
+            for node in nodes:
+                put(node)
+        else:
+            list(self._pool.map(put, nodes))
+
+    def _mark_conflicted(self, project: str, sid: str, paths: list[str], tip: int) -> dict:
+        def change(rec: SessionRecord) -> SessionRecord | None:
+            if rec.state != STATE_OPEN:
+                return None
+            # Any earlier attempt position is <= tip and was checked: it lost, forget it.
+            attempt = rec.attempt_position if rec.attempt_position > tip else 0
+            return dataclasses.replace(
+                rec, state=STATE_CONFLICTED, conflict_paths=paths, attempt_position=attempt, updated_at=self._hlc.now()
+            )
+
+        rec = self._sessions.update(project, sid, change)
+        if rec.state == STATE_LANDED:
+            return self._result(project, rec)
+        self._metrics.conflicts.inc()
+        raise Conflict(f"{len(paths)} path(s) changed since the session's base", paths=paths)
+
+    def _finish(self, project: str, sid: str, record: LandingRecord, committed_here: bool) -> dict:
+        """Post-commit steps, each idempotent: head hint, session state, rollups."""
+        self._history.advance_head(project, record.position, record.tree_hash, record.hlc)
+
+        def mark(rec: SessionRecord) -> SessionRecord | None:
+            if rec.state == STATE_LANDED:
+                return None
+            return dataclasses.replace(
+                rec,
+                state=STATE_LANDED,
+                landed_position=record.position,
+                attempt_position=record.position,
+                conflict_paths=[],
+                updated_at=self._hlc.now(),
+            )
+
+        rec = self._sessions.update(project, sid, mark)
+        self._history.build_completed_rollups(project, record.position)
+        return {"position": record.position, "tree_hash": record.tree_hash.hex(), "session": session_view(project, rec)}
+
+    def _result(self, project: str, rec: SessionRecord) -> dict:
+        record = self._history.record(project, rec.landed_position)
+        return {"position": rec.landed_position, "tree_hash": record.tree_hash.hex(), "session": session_view(project, rec)}
+
+
+__all__ = ["LandingService", "ConflictChecker", "CheckResult", "STATE_ABANDONED", "STATE_CONFLICTED"]

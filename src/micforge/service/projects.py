@@ -1,0 +1,45 @@
+"""Projects: creation, views with their head, membership (owner only)."""
+
+from __future__ import annotations
+
+from micforge import validate
+from micforge.auth import Role, User
+from micforge.errors import InvalidRequest
+from micforge.service.common import Authorizer
+from micforge.service.content import ContentService
+
+ROLE_BY_NAME = {"read": Role.READ, "write": Role.WRITE, "owner": Role.OWNER}
+
+
+class ProjectService:
+    def __init__(self, auth, authorizer: Authorizer, content: ContentService) -> None:
+        self._auth = auth
+        self._authz = authorizer
+        self._content = content
+
+    def _view(self, project_id: str) -> dict:
+        return {"id": project_id, "head": self._content.head_unchecked(project_id)}
+
+    def create(self, user: User, project_id: object) -> dict:
+        project_id = validate.project_id(project_id)
+        self._auth.create_project(project_id, user.id)
+        return self._view(project_id)
+
+    def get(self, user: User, project_id: str) -> dict:
+        self._authz.require(user, project_id, Role.READ)
+        return self._view(project_id)
+
+    def list(self, user: User) -> list[dict]:
+        return [self._view(p.id) for p in self._auth.list_projects(user.id)]
+
+    def set_member(self, user: User, project_id: str, member_id: str, role: object) -> dict:
+        self._authz.require(user, project_id, Role.OWNER)
+        if role not in ROLE_BY_NAME:
+            raise InvalidRequest(f"role must be one of {sorted(ROLE_BY_NAME)}")
+        self._auth.get_user(member_id)  # NotFound for an unknown user
+        self._auth.set_role(project_id, member_id, ROLE_BY_NAME[role])
+        return {"project": project_id, "user_id": member_id, "role": role}
+
+    def remove_member(self, user: User, project_id: str, member_id: str) -> None:
+        self._authz.require(user, project_id, Role.OWNER)
+        self._auth.remove_member(project_id, member_id)

@@ -1,0 +1,418 @@
+"""Sessions: start, record (operations, decisions, conversation), abandon, rebase, list.
+
+A session is one binary object (``sessions/{id}``) updated with If-Match, so
+concurrent writers never lose an update: each change is a read-modify-write
+retried on PreconditionFailed. Landing lives in ``landing.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import os
+import threading
+import time
+from collections.abc import Callable
+
+from micforge import validate
+from micforge.auth import Role, User
+from micforge.config import Config
+from micforge.core import (
+    OP_DELETE,
+    OP_WRITE,
+    STATE_ABANDONED,
+    STATE_CONFLICTED,
+    STATE_LANDED,
+    STATE_OPEN,
+    Decision,
+    Hlc,
+    Message,
+    Operation,
+    SessionRecord,
+    decode_session,
+    encode_session,
+)
+from micforge.errors import Forbidden, InvalidRequest, InvalidState, NotFound, TooLarge
+from micforge.service.blobs import BlobService
+from micforge.service.common import (
+    MODE_NAMES,
+    MODE_VALUES,
+    ROLE_NAMES,
+    ROLE_VALUES,
+    STATE_NAMES,
+    STATE_VALUES,
+    Authorizer,
+    rfc3339_from_hlc,
+)
+from micforge.service.history import History
+from micforge.service.metrics import Metrics
+from micforge.storage import KeyNotFound, PreconditionFailed, Store, keys
+
+SESSION_CAS_ATTEMPTS = 64
+LIST_LIMIT_MAX = 1000
+# A filtered listing reads at most this many session objects per page, then hands back a cursor.
+LIST_SCAN_MAX = 2000
+
+
+class SyncHlc:
+    """One hybrid logical clock per Services, safe to share between request threads."""
+
+    def __init__(self) -> None:
+        self._hlc = Hlc()
+        self._lock = threading.Lock()
+
+    def now(self) -> int:
+        with self._lock:
+            return self._hlc.now()
+
+
+def new_session_id() -> bytes:
+    """16 bytes: 6 of milliseconds (so ids sort by creation time) + 10 random."""
+    return (time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10)
+
+
+def session_view(project: str, rec: SessionRecord) -> dict:
+    """The session JSON of API.md."""
+    operations = []
+    for op in rec.operations:
+        item: dict = {"op": "write" if op.op == OP_WRITE else "delete", "path": op.path}
+        if op.op == OP_WRITE:
+            item["blob_hash"] = op.blob_hash.hex() if op.blob_hash else None
+        item["mode"] = MODE_NAMES.get(op.mode, "file")
+        operations.append(item)
+    return {
+        "id": rec.id.hex(),
+        "project": project,
+        "goal": rec.goal,
+        "state": STATE_NAMES[rec.state],
+        "owner": rec.owner,
+        "base_position": rec.base_position,
+        "landed_position": rec.landed_position if rec.state == STATE_LANDED else None,
+        "operations": operations,
+        "decisions": [{"content": d.content, "at": rfc3339_from_hlc(d.at)} for d in rec.decisions],
+        "conversation": [
+            {"role": ROLE_NAMES.get(m.role, "user"), "content": m.content, "at": rfc3339_from_hlc(m.at)}
+            for m in rec.conversation
+        ],
+        "conflict_paths": list(rec.conflict_paths),
+        "created_at": rfc3339_from_hlc(rec.created_at),
+        "updated_at": rfc3339_from_hlc(rec.updated_at),
+    }
+
+
+class SessionStore:
+    """Load and compare-and-swap session objects (shared by sessions and landing)."""
+
+    def __init__(self, store: Store, metrics: Metrics, session_max_bytes: int) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._session_max_bytes = session_max_bytes
+
+    def load(self, project: str, sid: str) -> tuple[SessionRecord, str]:
+        try:
+            data, etag = self._store.get(keys.session(project, sid))
+        except KeyNotFound:
+            raise NotFound(f"session {sid} not found") from None
+        return decode_session(data), etag
+
+    def create(self, project: str, rec: SessionRecord) -> None:
+        self._store.put(keys.session(project, rec.id.hex()), encode_session(rec), if_none_match=True)
+
+    def write(self, project: str, rec: SessionRecord, etag: str) -> str:
+        data = encode_session(rec)
+        if len(data) > self._session_max_bytes:
+            raise TooLarge(f"session would be {len(data)} bytes; the limit is {self._session_max_bytes}")
+        return self._store.put(keys.session(project, rec.id.hex()), data, if_match=etag)
+
+    def update(
+        self, project: str, sid: str, change: Callable[[SessionRecord], SessionRecord | None]
+    ) -> SessionRecord:
+        """Read-modify-write until the compare-and-swap wins. ``change`` may raise to refuse,
+        or return None to leave the session as it is."""
+        for _ in range(SESSION_CAS_ATTEMPTS):
+            rec, etag = self.load(project, sid)
+            changed = change(rec)
+            if changed is None:
+                return rec
+            try:
+                self.write(project, changed, etag)
+                return changed
+            except PreconditionFailed:
+                self._metrics.cas_retries.inc()
+        raise InvalidState(f"session {sid} is changing too fast; try again")
+
+
+class SessionService:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        authorizer: Authorizer,
+        blobs: BlobService,
+        history: History,
+        sessions: SessionStore,
+        hlc: SyncHlc,
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._authz = authorizer
+        self._blobs = blobs
+        self._history = history
+        self._sessions = sessions
+        self._hlc = hlc
+        self._limits = config.limits
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self, user: User, project: str, goal: object) -> dict:
+        self._authz.require(user, project, Role.WRITE)
+        if not isinstance(goal, str):
+            raise InvalidRequest("goal must be a string")
+        if len(goal.encode("utf-8", "surrogatepass")) > self._limits.goal_max_bytes:
+            raise TooLarge(f"goal is longer than {self._limits.goal_max_bytes} bytes")
+        _check_text(goal, "goal")
+        now = self._hlc.now()
+        rec = SessionRecord(
+            id=new_session_id(),
+            state=STATE_OPEN,
+            base_position=self._history.tip(project),
+            landed_position=0,
+            attempt_position=0,
+            owner=user.id,
+            goal=goal,
+            created_at=now,
+            updated_at=now,
+            operations=[],
+            decisions=[],
+            conversation=[],
+            conflict_paths=[],
+        )
+        self._sessions.create(project, rec)
+        return session_view(project, rec)
+
+    def get(self, user: User, project: str, sid: str) -> dict:
+        self._authz.require(user, project, Role.READ)
+        rec, _ = self._sessions.load(project, validate.session_id(sid))
+        return session_view(project, rec)
+
+    def list(
+        self, user: User, project: str, state: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[dict], str | None]:
+        """Sessions in creation order. ``next_cursor`` is None only at the end; a filtered
+        page may hold fewer than ``limit`` sessions when it stops after LIST_SCAN_MAX reads."""
+        self._authz.require(user, project, Role.READ)
+        if state is not None and state not in STATE_VALUES:
+            raise InvalidRequest(f"state must be one of {sorted(STATE_VALUES)}")
+        if not isinstance(limit, int) or not 1 <= limit <= LIST_LIMIT_MAX:
+            raise InvalidRequest(f"limit must be between 1 and {LIST_LIMIT_MAX}")
+        start_after = keys.session(project, decode_cursor(cursor)) if cursor else None
+        wanted = STATE_VALUES[state] if state is not None else None
+        prefix = keys.sessions_prefix(project)
+        found: list[dict] = []
+        scanned = 0
+        last_key = start_after
+        while True:
+            page = self._store.list(prefix, start_after=last_key, limit=min(LIST_LIMIT_MAX, limit + 1))
+            if not page:
+                return found, None
+            for key in page:
+                if len(found) == limit or scanned >= LIST_SCAN_MAX:
+                    return found, encode_cursor(last_key.rsplit("/", 1)[1]) if last_key else None
+                last_key = key
+                scanned += 1
+                try:
+                    data, _ = self._store.get(key)
+                except KeyNotFound:
+                    continue
+                rec = decode_session(data)
+                if wanted is None or rec.state == wanted:
+                    found.append(session_view(project, rec))
+
+    def abandon(self, user: User, project: str, sid: str) -> dict:
+        validate.session_id(sid)
+        role = self._authz.require(user, project, Role.WRITE)
+
+        def change(rec: SessionRecord) -> SessionRecord | None:
+            _require_owner(rec, user, role)
+            if rec.state == STATE_ABANDONED:
+                return None
+            if rec.state == STATE_LANDED or self._landed_at_attempt(project, rec):
+                raise InvalidState("session has landed; it cannot be abandoned")
+            return dataclasses.replace(rec, state=STATE_ABANDONED, updated_at=self._hlc.now())
+
+        return session_view(project, self._sessions.update(project, sid, change))
+
+    def rebase(self, user: User, project: str, sid: str) -> dict:
+        """Move the base to the current tip and reopen (after a conflict, once re-done).
+        Operations are kept; later ones still replace earlier ones per path."""
+        validate.session_id(sid)
+        role = self._authz.require(user, project, Role.WRITE)
+
+        def change(rec: SessionRecord) -> SessionRecord:
+            _require_owner(rec, user, role)
+            if rec.state in (STATE_LANDED, STATE_ABANDONED):
+                raise InvalidState(f"a {STATE_NAMES[rec.state]} session cannot be rebased")
+            attempt = self._resolve_attempt(project, rec)
+            return dataclasses.replace(
+                rec,
+                state=STATE_OPEN,
+                base_position=self._history.tip(project),
+                attempt_position=attempt,
+                conflict_paths=[],
+                updated_at=self._hlc.now(),
+            )
+
+        return session_view(project, self._sessions.update(project, sid, change))
+
+    # -- recording ------------------------------------------------------------------------
+
+    def record_operations(self, user: User, project: str, sid: str, ops: object) -> dict:
+        validate.session_id(sid)
+        role = self._authz.require(user, project, Role.WRITE)
+        parsed = self._parse_operations(project, ops)
+
+        def change(rec: SessionRecord) -> SessionRecord:
+            _require_owner(rec, user, role)
+            self._require_open(project, rec)
+            attempt = self._resolve_attempt(project, rec)
+            by_path = {op.path: op for op in rec.operations}
+            for op in parsed:
+                by_path[op.path] = op
+            if len(by_path) > self._limits.operations_per_session_max:
+                raise TooLarge(
+                    f"a session holds at most {self._limits.operations_per_session_max} operations"
+                )
+            operations = [by_path[p] for p in sorted(by_path, key=lambda p: p.encode("utf-8"))]
+            return dataclasses.replace(
+                rec, operations=operations, attempt_position=attempt, updated_at=self._hlc.now()
+            )
+
+        return session_view(project, self._sessions.update(project, sid, change))
+
+    def record_decision(self, user: User, project: str, sid: str, content: object) -> dict:
+        text = self._entry_text(content, "content")
+
+        def append(rec: SessionRecord) -> SessionRecord:
+            now = self._hlc.now()
+            return dataclasses.replace(rec, decisions=[*rec.decisions, Decision(content=text, at=now)], updated_at=now)
+
+        return self._append(user, project, sid, append)
+
+    def record_conversation(self, user: User, project: str, sid: str, role: object, content: object) -> dict:
+        if role not in ROLE_VALUES:
+            raise InvalidRequest(f"role must be one of {sorted(ROLE_VALUES)}")
+        text = self._entry_text(content, "content")
+
+        def append(rec: SessionRecord) -> SessionRecord:
+            now = self._hlc.now()
+            message = Message(role=ROLE_VALUES[role], content=text, at=now)
+            return dataclasses.replace(rec, conversation=[*rec.conversation, message], updated_at=now)
+
+        return self._append(user, project, sid, append)
+
+    def _append(self, user: User, project: str, sid: str, append: Callable[[SessionRecord], SessionRecord]) -> dict:
+        validate.session_id(sid)
+        role = self._authz.require(user, project, Role.WRITE)
+
+        def change(rec: SessionRecord) -> SessionRecord:
+            _require_owner(rec, user, role)
+            self._require_open(project, rec)
+            return append(rec)
+
+        return session_view(project, self._sessions.update(project, sid, change))
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _entry_text(self, content: object, what: str) -> str:
+        if not isinstance(content, str):
+            raise InvalidRequest(f"{what} must be a string")
+        if len(content.encode("utf-8", "surrogatepass")) > self._limits.entry_max_bytes:
+            raise TooLarge(f"{what} is longer than {self._limits.entry_max_bytes} bytes")
+        _check_text(content, what)
+        return content
+
+    def _parse_operations(self, project: str, ops: object) -> list[Operation]:
+        if not isinstance(ops, list):
+            raise InvalidRequest("operations must be a list")
+        if len(ops) > self._limits.operations_per_session_max:
+            raise TooLarge(f"a session holds at most {self._limits.operations_per_session_max} operations")
+        parsed: list[Operation] = []
+        sizes: dict[str, int] = {}
+        for index, raw in enumerate(ops):
+            if not isinstance(raw, dict):
+                raise InvalidRequest(f"operation {index} must be an object")
+            kind = raw.get("op")
+            path = validate.path(raw.get("path"))
+            mode_name = raw.get("mode", "file")
+            if mode_name not in MODE_VALUES:
+                raise InvalidRequest(f"operation {index}: mode must be one of {sorted(MODE_VALUES)}")
+            if kind == "write":
+                hash_hex = validate.hash_hex(raw.get("blob_hash"), "blob_hash")
+                if hash_hex not in sizes:
+                    try:
+                        sizes[hash_hex] = self._blobs.size_of(project, hash_hex)
+                    except NotFound:
+                        raise InvalidRequest(
+                            f"blob {hash_hex} is not stored in project {project}", blob_hash=hash_hex
+                        ) from None
+                parsed.append(
+                    Operation(
+                        op=OP_WRITE,
+                        path=path,
+                        blob_hash=bytes.fromhex(hash_hex),
+                        mode=MODE_VALUES[mode_name],
+                        size=sizes[hash_hex],
+                    )
+                )
+            elif kind == "delete":
+                parsed.append(Operation(op=OP_DELETE, path=path, blob_hash=None, mode=MODE_VALUES["file"], size=0))
+            else:
+                raise InvalidRequest(f"operation {index}: op must be 'write' or 'delete', got {kind!r:.40}")
+        return parsed
+
+    def _require_open(self, project: str, rec: SessionRecord) -> None:
+        if rec.state != STATE_OPEN:
+            raise InvalidState(f"session is {STATE_NAMES[rec.state]}, not open")
+
+    def _landed_at_attempt(self, project: str, rec: SessionRecord) -> bool:
+        if rec.attempt_position == 0 or not self._history.exists(project, rec.attempt_position):
+            return False
+        return self._history.record(project, rec.attempt_position).session_id == rec.id
+
+    def _resolve_attempt(self, project: str, rec: SessionRecord) -> int:
+        """The attempt position to keep when the session changes: 0 once a recorded landing
+        attempt is known to have lost its position. A change while an attempt may still
+        commit is refused, so a landing never misses an operation recorded after it began."""
+        attempt = rec.attempt_position
+        if attempt == 0:
+            return 0
+        if not self._history.exists(project, attempt):
+            raise InvalidState("a landing of this session is in progress; retry when it has finished")
+        if self._history.record(project, attempt).session_id == rec.id:
+            raise InvalidState("session has landed")
+        return 0
+
+
+def _require_owner(rec: SessionRecord, user: User, role: Role) -> None:
+    if rec.owner != user.id and role < Role.OWNER:
+        raise Forbidden("only the session's owner or a project owner may change it")
+
+
+def _check_text(text: str, what: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"{what} is not valid UTF-8") from None
+
+
+def encode_cursor(session_id: str) -> str:
+    return base64.urlsafe_b64encode(session_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        return validate.session_id(raw)
+    except (binascii.Error, UnicodeDecodeError, ValueError, InvalidRequest):
+        raise InvalidRequest("cursor is not one this server handed out") from None
