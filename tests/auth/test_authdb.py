@@ -49,7 +49,17 @@ def test_duplicate_email_is_already_exists_whatever_the_case(auth_db: AuthDB) ->
 
 
 @pytest.mark.parametrize(
-    "email", ["", "no-at-sign", "a@b", "two@@example.org", "sp ace@example.org", None, 42, "a@" + "x" * 320 + ".org"]
+    "email",
+    [
+        "",
+        "no-at-sign",
+        "a@b",
+        "two@@example.org",
+        "sp ace@example.org",
+        None,
+        42,
+        "a@" + "x" * 320 + ".org",
+    ],
 )
 def test_bad_email_is_invalid_request(auth_db: AuthDB, email: object) -> None:
     with pytest.raises(InvalidRequest):
@@ -246,7 +256,9 @@ def test_check_permission_orders_roles_and_does_not_leak(auth_db: AuthDB, people
     with pytest.raises(NotFound) as no_project:
         auth_db.check_permission("ghost", other.id, Role.READ)
     assert type(no_role.value) is type(no_project.value)
-    assert no_role.value.message.replace("acme", "X") == no_project.value.message.replace("ghost", "X")
+    assert no_role.value.message.replace("acme", "X") == no_project.value.message.replace(
+        "ghost", "X"
+    )
 
     auth_db.set_role("acme", other.id, Role.READ)
     assert auth_db.check_permission("acme", other.id, Role.READ) is Role.READ
@@ -334,3 +346,23 @@ def test_unsupported_url_is_invalid_request() -> None:
     for url in ("mysql://x/y", "sqlite:///:memory:", "sqlite:///", "", None):
         with pytest.raises(InvalidRequest):
             AuthDB.open(url)  # type: ignore[arg-type]
+
+
+def test_sqlite_and_postgres_instances_coexist(tmp_path, postgres_url: str) -> None:
+    # Models are per instance: writes through one never land in the other.
+    from micforge.auth import ScryptParams
+
+    cheap = ScryptParams(n=16)
+    with (
+        AuthDB.open(f"sqlite:///{tmp_path / 'auth.db'}", scrypt_params=cheap) as lite,
+        AuthDB.open(postgres_url, scrypt_params=cheap) as pg,
+    ):
+        lite_user = lite.create_user("ada@example.org")
+        pg_user = pg.create_user("ada@example.org")
+        assert (lite.backend, pg.backend) == ("sqlite", "postgresql")
+        assert lite_user.id != pg_user.id
+        assert lite.find_user("ada@example.org") == lite_user
+        assert pg.find_user("ada@example.org") == pg_user
+        _, secret = lite.create_token(lite_user.id, "laptop")
+        with pytest.raises(Unauthorized):
+            pg.verify_token(secret)
