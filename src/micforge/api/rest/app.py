@@ -1,0 +1,90 @@
+"""The Flask application factory: ``create_app(config, services=...)``.
+
+Nothing is configured at import time. Each call builds its own app, rate
+limiter and HTTP metrics (on the services' own Prometheus registry), so any
+number of apps live side by side in one process, as the tests do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, request
+from werkzeug.routing import PathConverter
+
+from micforge.api.rest import auth, content, errors, identity, projects, service, sessions
+from micforge.api.rest.auth import RateLimiter
+from micforge.api.rest.inputs import check_content_length
+from micforge.api.rest.observe import HttpMetrics, RequestObserver
+from micforge.config import Config
+
+if TYPE_CHECKING:
+    from micforge.service import Services
+
+BLUEPRINTS = (identity.bp, projects.bp, sessions.bp, content.bp, service.bp)
+
+
+class AnyPathConverter(PathConverter):
+    """Captures any rest of the URL, even empty or starting with '/'.
+
+    Werkzeug's ``path`` refuses a leading slash and an empty value, which would
+    turn a malformed repository path into a 404; API.md wants 400 for those,
+    so the view sees the raw value and ``validate.path`` decides.
+    """
+
+    regex = ".*"
+
+
+@dataclass
+class AppState:
+    """What ``app.extensions["micforge"]`` holds: the app's collaborators."""
+
+    config: Config
+    services: Any  # micforge.service.Services
+    limiter: RateLimiter
+    http_metrics: HttpMetrics
+
+
+def create_app(config: Config, *, services: Services | None = None) -> Flask:
+    if services is None:
+        from micforge.service import build_services
+
+        services = build_services(config)
+
+    app = Flask("micforge.api.rest")
+    # Keep every byte of a URL: no "a//b" -> "a/b" redirect, paths are validated, not fixed.
+    app.url_map.merge_slashes = False
+    app.url_map.converters["anypath"] = AnyPathConverter
+    app.json.sort_keys = False  # keep fields in the order API.md lists them
+    app.json.ensure_ascii = False
+
+    state = AppState(
+        config=config,
+        services=services,
+        limiter=RateLimiter(config.rate_limit_per_minute),
+        http_metrics=HttpMetrics(services.metrics.registry),
+    )
+    app.extensions["micforge"] = state
+
+    @app.before_request
+    def note_route() -> None:
+        # First hook: the request log and metrics label by route template, not raw path.
+        if request.url_rule is not None:
+            request.environ["micforge.route"] = request.url_rule.rule
+
+    auth.install(app)
+
+    @app.before_request
+    def limit_body() -> None:
+        # Decided from Content-Length before anything reads the body (API.md: 413).
+        if request.endpoint == content.UPLOAD_ENDPOINT:
+            check_content_length(config.limits.blob_max_bytes, "blob")
+        else:
+            check_content_length(config.limits.json_body_max_bytes, "request body")
+
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    errors.register_error_handlers(app)
+    app.wsgi_app = RequestObserver(app.wsgi_app, state.http_metrics)  # type: ignore[method-assign]
+    return app

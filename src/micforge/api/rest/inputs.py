@@ -1,0 +1,128 @@
+"""Reading and checking request input: JSON bodies, query parameters, raw bodies.
+
+Blueprints never touch ``request.get_json`` or ``request.args`` directly, so
+the rules of API.md (Content-Type, body must be an object, size limits decided
+before reading, integer parameters) live in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from flask import current_app, request
+
+from micforge.errors import InvalidRequest, TooLarge
+
+READ_CHUNK_BYTES = 64 * 1024
+POSITION_MAX = 2**63 - 1  # positions are unsigned 64-bit on disk; keep clear of the sign bit
+LIMIT_MAX = 1000  # largest page size any listing accepts
+
+
+def _limits():
+    return current_app.extensions["micforge"].config.limits
+
+
+def check_content_length(limit_bytes: int, what: str) -> None:
+    """413 from the header alone, before a byte of the body is read."""
+    length = request.content_length
+    if length is not None and length > limit_bytes:
+        raise TooLarge(f"{what} is {length} bytes; the limit is {limit_bytes} bytes")
+
+
+def body_chunks(limit_bytes: int, what: str) -> Iterator[bytes]:
+    """The raw body as chunks, cut off with 413 as soon as it passes ``limit_bytes``.
+
+    Content-Length is checked up front; a body without one (chunked) is counted
+    while it streams, so nothing past the limit is ever handed on.
+    """
+    check_content_length(limit_bytes, what)
+    stream = request.stream
+    total_bytes = 0
+    while True:
+        chunk = stream.read(READ_CHUNK_BYTES)
+        if not chunk:
+            return
+        total_bytes += len(chunk)
+        if total_bytes > limit_bytes:
+            raise TooLarge(f"{what} is over the limit of {limit_bytes} bytes")
+        yield chunk
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_body() -> dict[str, Any]:
+    """The request body as a JSON object, or 400/413 as API.md says."""
+    if request.mimetype != "application/json":
+        raise InvalidRequest(
+            f"Content-Type must be application/json, got {request.content_type or 'none'!r}"
+        )
+    limit_bytes = _limits().json_body_max_bytes
+    raw = b"".join(body_chunks(limit_bytes, "JSON body"))
+    try:
+        value = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as error:  # JSONDecodeError is a ValueError
+        raise InvalidRequest(f"malformed JSON body: {error}") from None
+    except RecursionError:
+        raise InvalidRequest("malformed JSON body: nested too deeply") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest("JSON body must be an object")
+    return value
+
+
+def field(body: dict[str, Any], name: str, kind: type, *, required: bool = True) -> Any:
+    """``body[name]`` checked to be of ``kind`` (bool is not an int here)."""
+    if name not in body or body[name] is None:
+        if required:
+            raise InvalidRequest(f"missing field {name!r}")
+        return None
+    value = body[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise InvalidRequest(f"field {name!r} must be {_kind_name(kind)}")
+    if kind is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # JSON "\ud800" escapes decode to unpaired surrogates
+            raise InvalidRequest(f"field {name!r} is not valid UTF-8 text") from None
+    return value
+
+
+def _kind_name(kind: type) -> str:
+    return {str: "a string", int: "an integer", dict: "an object", list: "an array"}.get(
+        kind, kind.__name__
+    )
+
+
+def choice(value: object, allowed: tuple[str, ...], what: str) -> str:
+    if value not in allowed:
+        raise InvalidRequest(f"{what} must be one of {', '.join(allowed)}; got {value!r:.80}")
+    return value  # type: ignore[return-value]
+
+
+def query_int(
+    name: str, *, default: int | None = None, minimum: int = 0, maximum: int = POSITION_MAX
+) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    # int() would accept " 7", "+7" and "7_0"; the contract is plain decimal digits.
+    if not raw.isascii() or not raw.isdigit():
+        raise InvalidRequest(f"query parameter {name!r} must be a non-negative integer")
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise InvalidRequest(f"query parameter {name!r} must be between {minimum} and {maximum}")
+    return value
+
+
+def query_limit(default: int) -> int:
+    value = query_int("limit", default=default, minimum=1, maximum=LIMIT_MAX)
+    assert value is not None
+    return value
+
+
+def query_str(name: str) -> str | None:
+    raw = request.args.get(name)
+    return None if raw is None or raw == "" else raw

@@ -1,0 +1,217 @@
+"""``micforge serve``: the REST app on waitress and the gRPC server, in one process.
+
+Waitress is a production WSGI server (a fixed pool of worker threads behind
+one asyncore loop), not Flask's development server. Shutdown on SIGTERM or
+SIGINT is graceful: the listening sockets close first, requests already
+received are answered and flushed (up to ``SHUTDOWN_GRACE_S``), the gRPC server
+gets the same grace, and only then are the store and auth DB closed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from waitress.channel import HTTPChannel
+from waitress.server import create_server
+from waitress.task import ErrorTask
+from waitress.wasyncore import close_all, dispatcher
+
+from micforge.api.rest import create_app
+from micforge.api.rest.errors import code_for_status, error_body
+from micforge.config import Config
+
+log = logging.getLogger("micforge.serve")
+
+SHUTDOWN_GRACE_S = 30.0  # in-flight requests get this long to finish after SIGTERM
+_DRAIN_POLL_S = 0.05
+
+
+class _JsonErrorTask(ErrorTask):
+    """Waitress's own error answers (body over its cap, bad HTTP) in API.md's JSON shape."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        body = json.dumps(
+            error_body(code_for_status(error.code), f"{error.reason}: {error.body}")
+        ).encode("utf-8")
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class _Channel(HTTPChannel):
+    error_task_class = _JsonErrorTask
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for printing: any password is replaced (never print or log secrets)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def _http_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class Server:
+    """The REST and gRPC servers of one process, started and stopped together.
+
+    ``serve()`` is the command; tests and benchmarks may drive this class
+    directly with their own ``services``.
+    """
+
+    def __init__(self, config: Config, *, services: Any | None = None) -> None:
+        if services is None:
+            from micforge.service import build_services
+
+            services = build_services(config)
+        self.config = config
+        self.services = services
+        self.app = create_app(config, services=services)
+        limits = config.limits
+        self.http = create_server(
+            self.app,
+            host=config.host,
+            port=config.port,
+            threads=config.threads,
+            ident="micforge",
+            # Above this waitress refuses a body itself (JSON-shaped, see _Channel) without
+            # reading it; below it the app decides per endpoint from Content-Length.
+            max_request_body_size=max(limits.blob_max_bytes, limits.json_body_max_bytes),
+            clear_untrusted_proxy_headers=True,
+        )
+        self.http.channel_class = _Channel
+        self.http_port: int = self.http.effective_port  # type: ignore[union-attr]
+        self.grpc_server: Any | None = None
+        self.grpc_port: int | None = None
+        self._http_thread = threading.Thread(target=self.http.run, name="micforge-http")
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        self._start_grpc()
+        self._http_thread.start()
+
+    def _start_grpc(self) -> None:
+        try:
+            from micforge.api.grpc import build_grpc_server
+        except ImportError as error:
+            # TODO(gRPC engineer's server lands): drop this fallback.
+            log.warning("gRPC server not available (%s); serving REST only", error)
+            return
+        bind = f"{self.config.host}:{self.config.grpc_port}"
+        self.grpc_server, self.grpc_port = build_grpc_server(self.config, self.services, bind=bind)
+        self.grpc_server.start()
+
+    @property
+    def rest_url(self) -> str:
+        return _http_url(self.config.host, self.http_port)
+
+    def _busy_channels(self) -> int:
+        busy = 0
+        for channel in list(self.http._map.values()):  # type: ignore[attr-defined]
+            if not isinstance(channel, HTTPChannel):
+                continue
+            # Requests queued or running, a request half received, or output not yet sent.
+            if channel.requests or channel.request is not None or channel.total_outbufs_len:
+                busy += 1
+        return busy
+
+    def stop(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
+        """Stop accepting, let in-flight requests finish (up to ``grace_s``), close everything."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        grpc_done = self.grpc_server.stop(grace_s) if self.grpc_server is not None else None
+        http = self.http
+
+        def stop_listening() -> None:
+            # Runs in the loop thread: asyncore maps are not safe to touch from others.
+            http.accepting = False
+            dispatcher.close(http)
+
+        http.trigger.pull_trigger(stop_listening)
+        deadline_s = time.monotonic() + grace_s
+        while self._busy_channels() and time.monotonic() < deadline_s:
+            time.sleep(_DRAIN_POLL_S)
+        if self._busy_channels():
+            log.warning(
+                "shutdown: %d connections still busy after %.0fs", self._busy_channels(), grace_s
+            )
+        # Closing every channel (and the trigger) empties the map, which ends the loop.
+        http.trigger.pull_trigger(lambda: close_all(http._map))  # type: ignore[attr-defined]
+        self._http_thread.join(timeout=grace_s)
+        http.task_dispatcher.shutdown(cancel_pending=True, timeout=grace_s)
+        if grpc_done is not None:
+            grpc_done.wait(grace_s)
+        self._close_services()
+
+    def _close_services(self) -> None:
+        close = getattr(self.services, "close", None)
+        if close is not None:
+            close()
+            return
+        self.services.store.close()
+        self.services.auth.close()
+
+    def banner(self) -> str:
+        config = self.config
+        data_dir = config.data_dir.resolve()
+        default = Config(data_dir=config.data_dir)
+        create_user = f"micforge user create --email you@example.com --data-dir {data_dir}"
+        if config.auth_db_url != default.auth_db_url:
+            create_user += f" --auth-db '{redact_url(config.auth_db_url)}'"
+        grpc = f"{config.host}:{self.grpc_port}" if self.grpc_port is not None else "not running"
+        return "\n".join(
+            [
+                f"micforge REST listening on {self.rest_url}",
+                f"micforge gRPC listening on {grpc}",
+                f"data dir: {data_dir}",
+                f"store:    {redact_url(config.store_url)}",
+                f"auth db:  {redact_url(config.auth_db_url)}",
+                "Create the first user (prints its API token on the last line):",
+                f"  {create_user}",
+            ]
+        )
+
+
+def serve(config: Config, *, services: Any | None = None) -> int:
+    """Run until SIGTERM or SIGINT; returns the process exit status."""
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    server = Server(config, services=services)
+    stop_requested = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s: shutting down gracefully", signal.Signals(signum).name)
+        stop_requested.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.start()
+        print(server.banner(), flush=True)
+        # wait() with a timeout so the signal handler gets to run promptly.
+        while not stop_requested.wait(0.5):
+            pass
+        server.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("stopped")
+    return 0
