@@ -143,6 +143,30 @@ def _sqlite_path(url: str) -> Path:
     return Path(unquote(raw))
 
 
+def _ensure_wal(path: Path, busy_timeout_ms: int) -> None:
+    """Switch the file to WAL once, before the pool opens connections.
+
+    WAL is persistent, so later connections find it already set. Changing the
+    mode needs an exclusive lock and SQLite may answer SQLITE_BUSY at once,
+    without its busy handler, when agents start together on a new file: retry
+    until the busy timeout instead.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000)
+        try:
+            (mode,) = conn.execute("PRAGMA journal_mode=wal").fetchone()
+            if str(mode).lower() == "wal":
+                return
+            raise Unavailable(f"auth DB {path} cannot use WAL mode (got {mode})")
+        except sqlite3.OperationalError as exc:
+            if time.monotonic() >= deadline:
+                raise Unavailable(f"auth DB unavailable: {exc}") from exc
+            time.sleep(0.01)
+        finally:
+            conn.close()
+
+
 class AuthDB:
     """Identity and authorisation over one database. Build it with ``AuthDB.open(url)``."""
 
@@ -189,6 +213,7 @@ class AuthDB:
         if url.startswith("sqlite:///"):
             sqlite_path = _sqlite_path(url)
             sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            _ensure_wal(sqlite_path, busy_timeout_ms)
             database = PooledSqliteDatabase(
                 str(sqlite_path),
                 max_connections=max_connections,
@@ -196,8 +221,8 @@ class AuthDB:
                 # WAL: readers never block the writer; NORMAL is durable in WAL
                 # except for the last transactions on power loss, never corrupt.
                 pragmas=[
-                    ("journal_mode", "wal"),
                     ("busy_timeout", int(busy_timeout_ms)),
+                    ("journal_mode", "wal"),
                     ("foreign_keys", 1),
                     ("synchronous", "normal"),
                 ],
