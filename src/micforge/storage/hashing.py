@@ -1,32 +1,16 @@
-"""The content hash behind LocalStore etags: BLAKE3, hex.
-
-libmic-core (``micforge.core``) is the project's BLAKE3. Until the native
-library is built in an environment, the ``blake3`` PyPI package computes the
-identical digest, so etags never depend on which one is loaded.
-"""
+"""The content hash behind LocalStore etags: BLAKE3 from libmic-core, as hex."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from micforge.core import Hasher
 
 
-class _Hasher(Protocol):
-    def update(self, data: bytes) -> object: ...
-    def hexdigest(self) -> str: ...
-
-
-def new_hasher() -> _Hasher:
-    try:
-        from micforge.core import Hasher  # type: ignore[attr-defined]
-
-        return Hasher()
-    except (ImportError, AttributeError, OSError):
-        import blake3
-
-        return blake3.blake3()
+def new_hasher() -> Hasher:
+    """A streaming BLAKE3 hasher; ``hexdigest()`` is a LocalStore etag."""
+    return Hasher()
 
 
 def blake3_hex(data: bytes) -> str:
-    hasher = new_hasher()
-    hasher.update(data)
-    return hasher.hexdigest()
+    with Hasher() as hasher:
+        hasher.update(data)
+        return hasher.hexdigest()

@@ -63,4 +63,8 @@ def auth_backup(name: str) -> str:
 def is_immutable(key: str) -> bool:
     """True for content-addressed or write-once objects, the only ones a cache may serve."""
     parts = key.split("/")
-    return len(parts) >= 4 and parts[0] == "projects" and parts[2] in {"trees", "blobs", "log", "rollups"}
+    return (
+        len(parts) >= 4
+        and parts[0] == "projects"
+        and parts[2] in {"trees", "blobs", "log", "rollups"}
+    )

@@ -240,7 +240,7 @@ class S3Store:
             )
             return response["ETag"]
 
-        return self._put_conditional(key, attempt)
+        return self._put_conditional(key, attempt, if_match=if_match is not None)
 
     def put_file(
         self, key: str, fileobj: BinaryIO, size_bytes: int, *, if_none_match: bool = False
@@ -250,6 +250,8 @@ class S3Store:
         full = self._full(key)
         if size_bytes < self.multipart_threshold_bytes:
             data = _read_exact(fileobj, size_bytes, key)
+            if fileobj.read(1):
+                raise ValueError(f"{key}: source holds more than {size_bytes} bytes")
             return self.put(key, data, if_none_match=if_none_match)
         return self._put_multipart(key, full, fileobj, size_bytes, if_none_match)
 
@@ -314,7 +316,7 @@ class S3Store:
                 )
                 return response["ETag"]
 
-            etag = self._put_conditional(key, attempt, write_id=write_id)
+            etag = self._put_conditional(key, attempt, if_match=False, write_id=write_id)
             completed = True
             return etag
         finally:
@@ -327,14 +329,21 @@ class S3Store:
                     # Best effort: a lifecycle rule for incomplete uploads reclaims the parts.
                     pass
 
-    def _put_conditional(self, key: str, attempt: Any, write_id: str | None = None) -> str:
+    def _put_conditional(
+        self, key: str, attempt: Any, *, if_match: bool, write_id: str | None = None
+    ) -> str:
         """Run a conditional write with retries, resolving lost responses.
 
         After an attempt whose outcome is unknown (5xx, timeout, dropped
         connection), a later 412 may be our own earlier write. HEAD tells: if
         the object carries our write id, the write happened and we return its
         etag; otherwise someone else's write won and the condition truly
-        failed. Only after the budget is spent do we raise StorageUnavailable.
+        failed, except under ``if_match``: there our write may have landed and
+        been replaced since, so the outcome is unknown (StorageUnavailable).
+        With ``if_none_match`` a foreign object means the key existed or was
+        created by another writer, which is what PreconditionFailed says; only
+        an overwrite of an If-None-Match object within the retry window could
+        hide our write, and micforge never overwrites those (write-once keys).
         """
         write_id = write_id or uuid.uuid4().hex
         ambiguous = False
@@ -353,6 +362,12 @@ class S3Store:
                         resolved = self._resolve_own_write(key, write_id)
                         if resolved is not None:
                             return resolved
+                        if if_match:
+                            # Our lost attempt may have landed and been replaced since; a
+                            # PreconditionFailed would invite a retry that applies it twice.
+                            raise StorageUnavailable(
+                                f"{key}: outcome of a conditional write unknown after a lost response"
+                            ) from exc
                     raise PreconditionFailed(f"{key}: {error}") from exc
                 if _is_conditional_conflict(exc):
                     continue  # AWS: a concurrent conditional write; retry, nothing was written
