@@ -9,6 +9,7 @@ binding (``micforge/core/_ffi.py``) loads them from beside itself.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -31,14 +32,30 @@ def build_native(destination: Path) -> None:
     """Run the Zig build and copy its outputs into ``destination``."""
     prefix = ROOT / "zig-out"
     subprocess.run(
-        [sys.executable, "-m", "ziglang", "build", "-Doptimize=ReleaseSafe", "--prefix", str(prefix)],
+        [
+            sys.executable,
+            "-m",
+            "ziglang",
+            "build",
+            "-Doptimize=ReleaseSafe",
+            "--prefix",
+            str(prefix),
+        ],
         cwd=ROOT,
         check=True,
     )
     lib_dir = "bin" if sys.platform == "win32" else "lib"
     destination.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(prefix / lib_dir / library_name(), destination / library_name())
-    shutil.copy2(ROOT / "zig" / "include" / "mic_core.h", destination / "mic_core.h")
+    _replace(prefix / lib_dir / library_name(), destination / library_name())
+    _replace(ROOT / "zig" / "include" / "mic_core.h", destination / "mic_core.h")
+
+
+def _replace(source: Path, target: Path) -> None:
+    # Copy then rename: overwriting a loaded shared library in place would crash
+    # every process that has it mapped (tests running while the package rebuilds).
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    shutil.copy2(source, temporary)
+    os.replace(temporary, target)
 
 
 class BuildPyWithNative(build_py):

@@ -6,6 +6,9 @@
 //! with the C allocator (thread-safe malloc) and each owns its memory.
 const std = @import("std");
 const hash = @import("hash.zig");
+const bloom = @import("bloom.zig");
+const hlc = @import("hlc.zig");
+const paths = @import("paths.zig");
 
 pub const version_string = "0.1.0";
 
@@ -160,6 +163,175 @@ export fn mic_hasher_free(hasher: ?*hash.Hasher) i32 {
     return @intFromEnum(Status.ok);
 }
 
+// ---- bloom filters ----
+
+const Bloom = bloom.Bloom;
+
+fn bloomOut(out: ?*?*Bloom, value: Bloom) Error!void {
+    var owned = value;
+    const o = out orelse {
+        owned.deinit();
+        return error.InvalidArgument;
+    };
+    const handle = allocator.create(Bloom) catch {
+        owned.deinit();
+        return error.OutOfMemory;
+    };
+    handle.* = owned;
+    o.* = handle;
+}
+
+export fn mic_bloom_new(bits: u64, k: u32, bloom_out: ?*?*Bloom) i32 {
+    return toC(bloomNew(bits, k, bloom_out));
+}
+fn bloomNew(bits: u64, k: u32, bloom_out: ?*?*Bloom) Error!void {
+    if (bloom_out == null or k > bloom.k_max) return error.InvalidArgument;
+    try bloomOut(bloom_out, try Bloom.init(allocator, .{ .bits = bits, .k = @intCast(k) }));
+}
+
+export fn mic_bloom_new_for_items(expected_items: u64, fp_rate: f64, bloom_out: ?*?*Bloom) i32 {
+    return toC(bloomNewForItems(expected_items, fp_rate, bloom_out));
+}
+fn bloomNewForItems(expected_items: u64, fp_rate: f64, bloom_out: ?*?*Bloom) Error!void {
+    if (bloom_out == null) return error.InvalidArgument;
+    const geometry = try bloom.geometryFor(expected_items, fp_rate);
+    try bloomOut(bloom_out, try Bloom.init(allocator, geometry));
+}
+
+export fn mic_bloom_free(handle: ?*Bloom) i32 {
+    if (handle) |b| {
+        b.deinit();
+        allocator.destroy(b);
+    }
+    return @intFromEnum(Status.ok);
+}
+
+export fn mic_bloom_geometry(handle: ?*const Bloom, bits_out: ?*u64, k_out: ?*u32) i32 {
+    const b = handle orelse return @intFromEnum(Status.invalid_handle);
+    const bits = bits_out orelse return @intFromEnum(Status.invalid_argument);
+    const k = k_out orelse return @intFromEnum(Status.invalid_argument);
+    bits.* = b.geometry.bits;
+    k.* = b.geometry.k;
+    return @intFromEnum(Status.ok);
+}
+
+/// A borrowed NUL-separated list of bloom keys (paths), checked before use so a
+/// bad batch changes nothing.
+fn keyList(list: ?[*]const u8, len: u64, count: u64) Error![]const u8 {
+    const buffer = try inputBytes(list, len);
+    paths.validateList(buffer, count, .items) catch return error.InvalidArgument;
+    return buffer;
+}
+
+fn oneKey(path: ?[*]const u8, len: u64) Error![]const u8 {
+    return keyList(path, len, 1);
+}
+
+export fn mic_bloom_add(handle: ?*Bloom, path: ?[*]const u8, len: u64) i32 {
+    return toC(bloomAdd(handle, path, len));
+}
+fn bloomAdd(handle: ?*Bloom, path: ?[*]const u8, len: u64) Error!void {
+    const b = handle orelse return error.InvalidHandle;
+    b.add(try oneKey(path, len));
+}
+
+export fn mic_bloom_add_many(handle: ?*Bloom, list: ?[*]const u8, len: u64, count: u64) i32 {
+    return toC(bloomAddMany(handle, list, len, count));
+}
+fn bloomAddMany(handle: ?*Bloom, list: ?[*]const u8, len: u64, count: u64) Error!void {
+    const b = handle orelse return error.InvalidHandle;
+    b.addList(try keyList(list, len, count), count);
+}
+
+export fn mic_bloom_may_contain(handle: ?*const Bloom, path: ?[*]const u8, len: u64, result_out: ?*bool) i32 {
+    return toC(bloomMayContain(handle, path, len, result_out));
+}
+fn bloomMayContain(handle: ?*const Bloom, path: ?[*]const u8, len: u64, result_out: ?*bool) Error!void {
+    const b = handle orelse return error.InvalidHandle;
+    const out = result_out orelse return error.InvalidArgument;
+    out.* = b.mayContain(try oneKey(path, len));
+}
+
+export fn mic_bloom_may_contain_any(handle: ?*const Bloom, list: ?[*]const u8, len: u64, count: u64, result_out: ?*bool) i32 {
+    return toC(bloomMayContainAny(handle, list, len, count, result_out));
+}
+fn bloomMayContainAny(handle: ?*const Bloom, list: ?[*]const u8, len: u64, count: u64, result_out: ?*bool) Error!void {
+    const b = handle orelse return error.InvalidHandle;
+    const out = result_out orelse return error.InvalidArgument;
+    out.* = b.mayContainAnyOf(try keyList(list, len, count), count);
+}
+
+export fn mic_bloom_intersects(a: ?*const Bloom, b: ?*const Bloom, result_out: ?*bool) i32 {
+    return toC(bloomIntersects(a, b, result_out));
+}
+fn bloomIntersects(a: ?*const Bloom, b: ?*const Bloom, result_out: ?*bool) Error!void {
+    const left = a orelse return error.InvalidHandle;
+    const right = b orelse return error.InvalidHandle;
+    const out = result_out orelse return error.InvalidArgument;
+    out.* = try left.intersects(right);
+}
+
+export fn mic_bloom_union(into: ?*Bloom, from: ?*const Bloom) i32 {
+    return toC(bloomUnion(into, from));
+}
+fn bloomUnion(into: ?*Bloom, from: ?*const Bloom) Error!void {
+    const target = into orelse return error.InvalidHandle;
+    const source = from orelse return error.InvalidHandle;
+    try target.unionWith(source);
+}
+
+export fn mic_bloom_estimated_count(handle: ?*const Bloom, count_out: ?*f64) i32 {
+    const b = handle orelse return @intFromEnum(Status.invalid_handle);
+    const out = count_out orelse return @intFromEnum(Status.invalid_argument);
+    out.* = b.estimatedCount();
+    return @intFromEnum(Status.ok);
+}
+
+export fn mic_bloom_serialize(handle: ?*const Bloom, bytes_out: ?*Bytes) i32 {
+    return toC(bloomSerialize(handle, bytes_out));
+}
+fn bloomSerialize(handle: ?*const Bloom, bytes_out: ?*Bytes) Error!void {
+    const b = handle orelse return error.InvalidHandle;
+    const out = bytes_out orelse return error.InvalidArgument;
+    bytesOut(out, try b.serialize(allocator));
+}
+
+export fn mic_bloom_deserialize(data: ?[*]const u8, len: u64, bloom_out: ?*?*Bloom) i32 {
+    return toC(bloomDeserialize(data, len, bloom_out));
+}
+fn bloomDeserialize(data: ?[*]const u8, len: u64, bloom_out: ?*?*Bloom) Error!void {
+    if (bloom_out == null) return error.InvalidArgument;
+    try bloomOut(bloom_out, try Bloom.deserialize(allocator, try inputBytes(data, len)));
+}
+
+// ---- hybrid logical clock ----
+
+export fn mic_hlc_new(hlc_out: ?*?*hlc.Hlc) i32 {
+    const out = hlc_out orelse return @intFromEnum(Status.invalid_argument);
+    const clock = allocator.create(hlc.Hlc) catch return @intFromEnum(Status.out_of_memory);
+    clock.* = .{};
+    out.* = clock;
+    return @intFromEnum(Status.ok);
+}
+
+export fn mic_hlc_free(clock: ?*hlc.Hlc) i32 {
+    if (clock) |c| allocator.destroy(c);
+    return @intFromEnum(Status.ok);
+}
+
+export fn mic_hlc_now(clock: ?*hlc.Hlc, wall_ms: u64, hlc_out: ?*u64) i32 {
+    return toC(hlcAdvance(clock, null, wall_ms, hlc_out));
+}
+
+export fn mic_hlc_update(clock: ?*hlc.Hlc, remote: u64, wall_ms: u64, hlc_out: ?*u64) i32 {
+    return toC(hlcAdvance(clock, remote, wall_ms, hlc_out));
+}
+fn hlcAdvance(clock: ?*hlc.Hlc, remote: ?u64, wall_ms: u64, hlc_out: ?*u64) Error!void {
+    const c = clock orelse return error.InvalidHandle;
+    const out = hlc_out orelse return error.InvalidArgument;
+    out.* = if (remote) |r| try c.update(r, wall_ms) else try c.now(wall_ms);
+}
+
 // ==== tree (owned by the tree engineer) ====
 // ==== end tree ====
 
@@ -167,6 +339,9 @@ test {
     std.testing.refAllDecls(@This());
     _ = hash;
     _ = @import("varint.zig");
+    _ = bloom;
+    _ = hlc;
+    _ = paths;
 }
 
 test "status codes are pinned to the header's numbers" {

@@ -24,7 +24,9 @@ def test_version_is_a_semver_string() -> None:
 
 
 def test_blake3_empty_reference_vector() -> None:
-    assert core.blake3(b"").hex() == "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+    assert (
+        core.blake3(b"").hex() == "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+    )
 
 
 @given(st.binary(max_size=5000))

@@ -79,6 +79,51 @@ mic_status mic_hasher_update(mic_hasher *hasher, const uint8_t *data, uint64_t l
 mic_status mic_hasher_final(const mic_hasher *hasher, uint8_t *digest_out /* [32] */);
 mic_status mic_hasher_free(mic_hasher *hasher);
 
+/* ---- bloom filters ----
+ * Keys are paths (any 1..MIC_PATH_BYTES_MAX bytes without NUL); a list of keys
+ * is one buffer of `count` keys separated by single NUL bytes, no trailing NUL.
+ * A rejected batch changes nothing. Landings, sessions and rollups all use the
+ * landing geometry, so rollups are unions. Serialized format: docs/formats.md. */
+#define MIC_PATH_BYTES_MAX 4096
+#define MIC_LANDING_BLOOM_BITS 8388608
+#define MIC_LANDING_BLOOM_K 7
+#define MIC_BLOOM_BITS_MIN 64
+#define MIC_BLOOM_BITS_MAX 4294967296
+#define MIC_BLOOM_K_MAX 32
+
+typedef struct mic_bloom mic_bloom;
+
+/* bits: a power of two in [MIC_BLOOM_BITS_MIN, MIC_BLOOM_BITS_MAX]; k in 1..MIC_BLOOM_K_MAX. */
+mic_status mic_bloom_new(uint64_t bits, uint32_t k, mic_bloom **bloom_out);
+/* Smallest power-of-two size meeting fp_rate (0 < fp_rate < 1) at expected_items. */
+mic_status mic_bloom_new_for_items(uint64_t expected_items, double fp_rate, mic_bloom **bloom_out);
+mic_status mic_bloom_free(mic_bloom *bloom);
+mic_status mic_bloom_geometry(const mic_bloom *bloom, uint64_t *bits_out, uint32_t *k_out);
+mic_status mic_bloom_add(mic_bloom *bloom, const uint8_t *path, uint64_t len);
+mic_status mic_bloom_add_many(mic_bloom *bloom, const uint8_t *paths, uint64_t len, uint64_t count);
+mic_status mic_bloom_may_contain(const mic_bloom *bloom, const uint8_t *path, uint64_t len, bool *result_out);
+mic_status mic_bloom_may_contain_any(const mic_bloom *bloom, const uint8_t *paths, uint64_t len, uint64_t count, bool *result_out);
+/* Could the filters share an item (bitwise AND non-empty)? Same geometry required. */
+mic_status mic_bloom_intersects(const mic_bloom *a, const mic_bloom *b, bool *result_out);
+/* into |= from; same geometry required. */
+mic_status mic_bloom_union(mic_bloom *into, const mic_bloom *from);
+mic_status mic_bloom_estimated_count(const mic_bloom *bloom, double *count_out);
+/* Canonical form: the smaller of the dense and sparse encodings. */
+mic_status mic_bloom_serialize(const mic_bloom *bloom, mic_bytes *bytes_out);
+mic_status mic_bloom_deserialize(const uint8_t *data, uint64_t len, mic_bloom **bloom_out);
+
+/* ---- hybrid logical clock ----
+ * Timestamps: 48-bit wall milliseconds << 16 | 16-bit logical counter.
+ * A mic_hlc may be shared by threads (its state is one atomic word).
+ * wall_ms above 2^48-1 is MIC_INVALID_ARGUMENT; a clock that would pass
+ * 2^64-1 is MIC_LIMIT_EXCEEDED. */
+typedef struct mic_hlc mic_hlc;
+
+mic_status mic_hlc_new(mic_hlc **hlc_out);
+mic_status mic_hlc_free(mic_hlc *hlc);
+mic_status mic_hlc_now(mic_hlc *hlc, uint64_t wall_ms, uint64_t *hlc_out);
+mic_status mic_hlc_update(mic_hlc *hlc, uint64_t remote, uint64_t wall_ms, uint64_t *hlc_out);
+
 /* ==== tree (owned by the tree engineer) ==== */
 /* ==== end tree ==== */
 

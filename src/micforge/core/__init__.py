@@ -16,9 +16,18 @@ from micforge.core._ffi import (
     SizeMismatch,
     version,
 )
+from micforge.core.bloom import LANDING_BLOOM_BITS, LANDING_BLOOM_K, PATH_BYTES_MAX, Bloom
 from micforge.core.hashing import BlobHasher, Hasher, blake3, blob_hash, path_hash
+from micforge.core.hlc import Hlc, hlc_pack, hlc_unpack
 
 __all__ = [
+    "LANDING_BLOOM_BITS",
+    "LANDING_BLOOM_K",
+    "PATH_BYTES_MAX",
+    "Bloom",
+    "Hlc",
+    "hlc_pack",
+    "hlc_unpack",
     "BlobHasher",
     "BufferTooSmall",
     "CoreError",

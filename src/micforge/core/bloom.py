@@ -1,0 +1,135 @@
+"""Bloom filters of paths (libmic-core), sized by items/fp-rate or explicit geometry.
+
+Batch methods (``add_many``, ``may_contain_any``) pass all paths in one FFI call
+as one NUL-separated buffer: a path never contains NUL, and per-path calls would
+cost more than the hashing itself for blooms of thousands of paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from micforge.core._ffi import InvalidArgument, InvalidHandle, check, ffi, lib, take_bytes
+
+LANDING_BLOOM_BITS: int = lib.MIC_LANDING_BLOOM_BITS
+LANDING_BLOOM_K: int = lib.MIC_LANDING_BLOOM_K
+PATH_BYTES_MAX: int = lib.MIC_PATH_BYTES_MAX
+
+
+def _key(path: str) -> bytes:
+    return path.encode("utf-8")
+
+
+def _key_list(paths: Sequence[str]) -> bytes:
+    if isinstance(paths, str):
+        raise InvalidArgument("expected a sequence of paths, got one str", lib.MIC_INVALID_ARGUMENT)
+    return "\0".join(paths).encode("utf-8")
+
+
+class Bloom:
+    """A bloom filter owned by exactly one Python object; ``close()`` frees it now."""
+
+    __slots__ = ("_handle", "bits", "k")
+
+    def __init__(self, _handle: object) -> None:
+        # Use the constructors below; this takes ownership of a mic_bloom*.
+        self._handle = ffi.gc(_handle, lib.mic_bloom_free)
+        bits = ffi.new("uint64_t *")
+        k = ffi.new("uint32_t *")
+        check(lib.mic_bloom_geometry(self._handle, bits, k), "Bloom")
+        self.bits: int = bits[0]
+        self.k: int = k[0]
+
+    @classmethod
+    def for_items(cls, expected_items: int, fp_rate: float) -> Bloom:
+        if expected_items < 0:
+            raise InvalidArgument("expected_items must be >= 0", lib.MIC_INVALID_ARGUMENT)
+        out = ffi.new("mic_bloom **")
+        check(lib.mic_bloom_new_for_items(expected_items, fp_rate, out), "Bloom.for_items")
+        return cls(out[0])
+
+    @classmethod
+    def with_geometry(cls, bits: int, k: int) -> Bloom:
+        if bits < 0 or k < 0:
+            raise InvalidArgument("bits and k must be >= 0", lib.MIC_INVALID_ARGUMENT)
+        out = ffi.new("mic_bloom **")
+        check(lib.mic_bloom_new(bits, k, out), f"Bloom.with_geometry(bits={bits}, k={k})")
+        return cls(out[0])
+
+    @classmethod
+    def landing(cls) -> Bloom:
+        return cls.with_geometry(LANDING_BLOOM_BITS, LANDING_BLOOM_K)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Bloom:
+        out = ffi.new("mic_bloom **")
+        check(lib.mic_bloom_deserialize(ffi.from_buffer(data), len(data), out), "Bloom.from_bytes")
+        return cls(out[0])
+
+    def _live(self) -> object:
+        if self._handle is None:
+            raise InvalidHandle("Bloom is closed", lib.MIC_INVALID_HANDLE)
+        return self._handle
+
+    def add(self, path: str) -> None:
+        key = _key(path)
+        check(lib.mic_bloom_add(self._live(), key, len(key)), "Bloom.add")
+
+    def add_many(self, paths: Sequence[str]) -> None:
+        """Add every path in one call; an invalid path rejects the batch and adds nothing."""
+        if not paths:
+            return
+        keys = _key_list(paths)
+        check(lib.mic_bloom_add_many(self._live(), keys, len(keys), len(paths)), "Bloom.add_many")
+
+    def may_contain(self, path: str) -> bool:
+        key = _key(path)
+        out = ffi.new("bool *")
+        check(lib.mic_bloom_may_contain(self._live(), key, len(key), out), "Bloom.may_contain")
+        return bool(out[0])
+
+    def may_contain_any(self, paths: Sequence[str]) -> bool:
+        """True if any path may be in the filter (the conflict check), in one call."""
+        if not paths:
+            return False
+        keys = _key_list(paths)
+        out = ffi.new("bool *")
+        check(
+            lib.mic_bloom_may_contain_any(self._live(), keys, len(keys), len(paths), out),
+            "Bloom.may_contain_any",
+        )
+        return bool(out[0])
+
+    def intersects(self, other: Bloom) -> bool:
+        """Could the two filters share an item? Both must have the same geometry."""
+        out = ffi.new("bool *")
+        check(lib.mic_bloom_intersects(self._live(), other._live(), out), "Bloom.intersects")
+        return bool(out[0])
+
+    def union_in_place(self, other: Bloom) -> None:
+        check(lib.mic_bloom_union(self._live(), other._live()), "Bloom.union_in_place")
+
+    def estimated_count(self) -> float:
+        out = ffi.new("double *")
+        check(lib.mic_bloom_estimated_count(self._live(), out), "Bloom.estimated_count")
+        return float(out[0])
+
+    def to_bytes(self) -> bytes:
+        out = ffi.new("mic_bytes *")
+        check(lib.mic_bloom_serialize(self._live(), out), "Bloom.to_bytes")
+        return take_bytes(out)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            handle, self._handle = self._handle, None
+            ffi.release(handle)
+
+    def __enter__(self) -> Bloom:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._handle is None else f"bits={self.bits}, k={self.k}"
+        return f"Bloom({state})"
