@@ -19,7 +19,7 @@ from micforge.service.landing import LandingService
 from micforge.service.metrics import Metrics
 from micforge.service.projects import ProjectService
 from micforge.service.sessions import SessionService, SessionStore, SyncHlc
-from micforge.storage import CachedStore, Store, open_store
+from micforge.storage import CachedStore, Store, open_backend
 
 # Parallel object-store reads/writes per Services (object stores are latency-bound).
 IO_THREADS = 16
@@ -57,7 +57,7 @@ def build_services(config: Config, *, store: Store | None = None, auth_db: AuthD
     here (from ``config.store_url`` / ``config.auth_db_url``) are closed by ``close()``."""
     owned: list = []
     if store is None:
-        store = open_store(config.store_url, config)
+        store = open_backend(config.store_url, config)
         owned.append(store)
     if auth_db is None:
         auth_db = AuthDB.open(config.auth_db_url)

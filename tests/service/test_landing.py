@@ -1,0 +1,200 @@
+"""Landing: the protocol of DESIGN.md, on LocalStore and on a real moto S3 server."""
+
+from __future__ import annotations
+
+import pytest
+
+from micforge.core import EMPTY_TREE_HASH
+from micforge.errors import Conflict, Forbidden, InvalidState, NotFound
+from micforge.storage import keys
+
+from .conftest import World
+
+
+def test_land_advances_tip_and_tree(any_world: World) -> None:
+    w = any_world
+    sid = w.session(goal="add readme")
+    w.write(sid, "README.md", b"hello\n")
+    result = w.land(sid)
+    assert result["position"] == 1
+    assert result["session"]["state"] == "landed"
+    assert result["session"]["landed_position"] == 1
+    head = w.services.content.head(w.owner, w.project)
+    assert head["position"] == 1
+    assert head["tree_hash"] == result["tree_hash"] != EMPTY_TREE_HASH.hex()
+    size, chunks = w.services.content.file(w.reader, w.project, "README.md")
+    assert size == 6 and b"".join(chunks) == b"hello\n"
+
+
+def test_landing_twice_returns_the_original_position(any_world: World) -> None:
+    w = any_world
+    sid = w.session()
+    w.write(sid, "a.txt", b"a")
+    first = w.land(sid)
+    other = w.session()
+    w.write(other, "b.txt", b"b")
+    w.land(other)
+    again = w.land(sid)
+    assert again["position"] == first["position"] == 1
+    assert w.services.history.tip(w.project) == 2
+
+
+def test_conflict_reports_the_real_paths_and_marks_session(world: World) -> None:
+    w = world
+    a, b = w.session(), w.session()
+    w.write(a, "shared.txt", b"from a")
+    w.write(a, "only-a.txt", b"a")
+    w.write(b, "shared.txt", b"from b")
+    w.write(b, "only-b.txt", b"b")
+    w.land(a)
+    with pytest.raises(Conflict) as caught:
+        w.land(b)
+    assert caught.value.paths == ["shared.txt"]
+    session = w.services.sessions.get(w.owner, w.project, b)
+    assert session["state"] == "conflicted"
+    assert session["conflict_paths"] == ["shared.txt"]
+    # A conflicted session cannot land or record until it is rebased.
+    with pytest.raises(InvalidState):
+        w.land(b)
+    with pytest.raises(InvalidState):
+        w.write(b, "x.txt", b"x")
+    rebased = w.services.sessions.rebase(w.owner, w.project, b)
+    assert rebased["state"] == "open" and rebased["base_position"] == 1
+    assert {op["path"] for op in rebased["operations"]} == {"shared.txt", "only-b.txt"}
+    assert w.land(b)["position"] == 2
+    size, chunks = w.services.content.file(w.owner, w.project, "shared.txt")
+    assert b"".join(chunks) == b"from b"
+
+
+def test_identical_content_on_one_path_is_still_a_conflict(world: World) -> None:
+    # By design: two sessions that both decided to write a path race on it, even
+    # when they happen to agree on the bytes; the second must look at the first.
+    w = world
+    a, b = w.session(), w.session()
+    w.write(a, "same.txt", b"identical")
+    w.write(b, "same.txt", b"identical")
+    w.land(a)
+    with pytest.raises(Conflict) as caught:
+        w.land(b)
+    assert caught.value.paths == ["same.txt"]
+
+
+def test_disjoint_sessions_both_land(world: World) -> None:
+    w = world
+    a, b = w.session(), w.session()
+    w.write(a, "a/x", b"1")
+    w.write(b, "b/x", b"2")
+    assert w.land(a)["position"] == 1
+    assert w.land(b)["position"] == 2
+    listing = w.services.content.tree(w.owner, w.project)
+    assert [e["path"] for e in listing["entries"]] == ["a/x", "b/x"]
+
+
+def test_empty_session_lands_and_keeps_the_tree(world: World) -> None:
+    w = world
+    sid = w.session()
+    w.write(sid, "f", b"f")
+    tree_before = w.land(sid)["tree_hash"]
+    empty = w.session(goal="only a decision")
+    w.services.sessions.record_decision(w.owner, w.project, empty, "nothing to change")
+    result = w.land(empty)
+    assert result["position"] == 2
+    assert result["tree_hash"] == tree_before
+    assert w.land(empty)["position"] == 2  # and it stays landed once
+    log = w.services.content.log(w.owner, w.project)
+    assert [entry["position"] for entry in log["landings"]] == [2, 1]
+    assert log["landings"][0]["paths"] == []
+    assert log["landings"][0]["goal"] == "only a decision"
+
+
+def test_deleting_an_absent_path_lands_and_changes_nothing(world: World) -> None:
+    w = world
+    sid = w.session()
+    w.services.sessions.record_operations(w.owner, w.project, sid, [{"op": "delete", "path": "ghost.txt"}])
+    result = w.land(sid)
+    assert result["position"] == 1
+    assert result["tree_hash"] == EMPTY_TREE_HASH.hex()
+
+
+def test_abandoned_session_cannot_land(world: World) -> None:
+    w = world
+    sid = w.session()
+    w.write(sid, "f", b"f")
+    w.services.sessions.abandon(w.owner, w.project, sid)
+    with pytest.raises(InvalidState):
+        w.land(sid)
+    with pytest.raises(InvalidState):
+        w.services.sessions.rebase(w.owner, w.project, sid)
+
+
+def test_landed_session_cannot_be_abandoned_or_changed(world: World) -> None:
+    w = world
+    sid = w.session()
+    w.land(sid)
+    with pytest.raises(InvalidState):
+        w.services.sessions.abandon(w.owner, w.project, sid)
+    with pytest.raises(InvalidState):
+        w.services.sessions.record_decision(w.owner, w.project, sid, "late")
+
+
+def test_permissions_on_landing(world: World) -> None:
+    w = world
+    mine = w.session(user=w.writer)
+    w.write(mine, "w.txt", b"w", user=w.writer)
+    with pytest.raises(Forbidden):
+        w.land(mine, user=w.reader)  # read role is too low
+    with pytest.raises(NotFound):
+        w.land(mine, user=w.stranger)  # no access: the project does not exist for them
+    other = w.session(user=w.owner)
+    with pytest.raises(Forbidden):
+        w.land(other, user=w.writer)  # not the session's owner
+    assert w.land(mine, user=w.owner)["position"] == 1  # a project owner may land it
+
+
+def test_tip_is_found_past_a_lagging_head(world: World) -> None:
+    w = world
+    for i in range(5):
+        sid = w.session()
+        w.write(sid, f"f{i}", b"x")
+        w.land(sid)
+    # Roll the head hint back as if the landers of 2..5 crashed before advancing it.
+    from micforge.core import Head, encode_head
+
+    first = w.services.history.record(w.project, 1)
+    w.store.delete(keys.head(w.project))
+    w.store.put(keys.head(w.project), encode_head(Head(position=1, tree_hash=first.tree_hash, hlc=first.hlc)))
+    assert w.services.history.tip(w.project) == 5
+    assert w.services.content.head(w.owner, w.project)["position"] == 5
+    sid = w.session()
+    assert w.services.sessions.get(w.owner, w.project, sid)["base_position"] == 5
+    w.write(sid, "f0", b"changed")
+    assert w.land(sid)["position"] == 6
+
+
+def test_rollups_are_built_when_a_window_completes(world: World) -> None:
+    w = world
+    for i in range(100):
+        sid = w.session()
+        w.write(sid, f"dir/{i}", str(i).encode())
+        w.land(sid)
+    assert w.store.head(keys.rollup(w.project, 1, 1)) is not None
+    rollup = w.services.history.rollup(w.project, 1, 1)
+    assert rollup is not None and rollup.count == 100
+    from micforge.core import Bloom
+
+    with Bloom.from_bytes(rollup.bloom) as bloom:
+        assert all(bloom.may_contain(f"dir/{i}") for i in range(100))
+
+
+def test_a_missing_rollup_is_never_read_as_no_conflict(world: World) -> None:
+    w = world
+    base = w.session()  # based at 0
+    w.write(base, "target", b"mine")
+    for i in range(100):
+        sid = w.session()
+        w.write(sid, "target" if i == 42 else f"other/{i}", b"x")
+        w.land(sid)
+    w.store.delete(keys.rollup(w.project, 1, 1))  # its builder "crashed"
+    with pytest.raises(Conflict) as caught:
+        w.land(base)
+    assert caught.value.paths == ["target"]

@@ -1,0 +1,104 @@
+"""Store wrappers for tests: they wrap a real store (LocalStore or S3Store on moto),
+never replace it. Counting reads, verifying content-addressed reads, and crashing
+at the k-th write are how the landing protocol's claims are checked."""
+
+from __future__ import annotations
+
+import threading
+from typing import BinaryIO
+
+from micforge.core import blake3
+from micforge.storage import Store
+
+
+class InjectedCrash(Exception):
+    """Raised by CrashingStore in place of a write: the process 'dies' here."""
+
+
+class CountingStore:
+    """Counts every call that reaches the wrapped store."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self._lock = threading.Lock()
+        self.reads = 0  # get + head + open
+        self.writes = 0
+        self.lists = 0
+
+    def reset(self) -> None:
+        with self._lock:
+            self.reads = self.writes = self.lists = 0
+
+    def _bump(self, what: str) -> None:
+        with self._lock:
+            setattr(self, what, getattr(self, what) + 1)
+
+    def get(self, key: str) -> tuple[bytes, str]:
+        self._bump("reads")
+        return self.inner.get(key)
+
+    def head(self, key: str) -> str | None:
+        self._bump("reads")
+        return self.inner.head(key)
+
+    def open(self, key: str) -> tuple[BinaryIO, int, str]:
+        self._bump("reads")
+        return self.inner.open(key)
+
+    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+        self._bump("writes")
+        return self.inner.put(key, data, if_match=if_match, if_none_match=if_none_match)
+
+    def put_file(self, key: str, fileobj: BinaryIO, size_bytes: int, *, if_none_match: bool = False) -> str:
+        self._bump("writes")
+        return self.inner.put_file(key, fileobj, size_bytes, if_none_match=if_none_match)
+
+    def list(self, prefix: str, *, start_after: str | None = None, limit: int | None = None) -> list[str]:
+        self._bump("lists")
+        return self.inner.list(prefix, start_after=start_after, limit=limit)
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class CrashingStore(CountingStore):
+    """Raises InjectedCrash instead of performing write number ``crash_at`` (0-based),
+    and every write after it: the process died at that point."""
+
+    def __init__(self, inner: Store, crash_at: int) -> None:
+        super().__init__(inner)
+        self.crash_at = crash_at
+        self.crashed = False
+
+    def _maybe_crash(self) -> None:
+        with self._lock:
+            if self.writes >= self.crash_at:
+                self.crashed = True
+                raise InjectedCrash(f"crash injected at write {self.writes}")
+
+    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+        self._maybe_crash()
+        return super().put(key, data, if_match=if_match, if_none_match=if_none_match)
+
+    def put_file(self, key: str, fileobj: BinaryIO, size_bytes: int, *, if_none_match: bool = False) -> str:
+        self._maybe_crash()
+        return super().put_file(key, fileobj, size_bytes, if_none_match=if_none_match)
+
+
+class VerifyingStore(CountingStore):
+    """Re-hashes every tree node read: a node's key must be the hash of its bytes."""
+
+    def get(self, key: str) -> tuple[bytes, str]:
+        data, etag = super().get(key)
+        parts = key.split("/")
+        if len(parts) == 5 and parts[2] == "trees":
+            from micforge.core.tree import node_hash
+
+            assert node_hash(data).hex() == parts[4], f"tree node {key} does not hash to its key"
+        return data, etag
+
+
+__all__ = ["CountingStore", "CrashingStore", "InjectedCrash", "VerifyingStore", "blake3"]
