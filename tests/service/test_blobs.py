@@ -1,0 +1,103 @@
+"""Blobs: hashing, dedup, streaming, limits, integrity on read."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from micforge.core import blob_hash
+from micforge.errors import Corrupt, Forbidden, InvalidRequest, NotFound, TooLarge
+from micforge.service.blobs import HEADER_BYTES, VERIFY_BEFORE_SERVING_BYTES
+from micforge.storage import keys
+
+from .conftest import World
+
+
+def _chunks(data: bytes, size: int):
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+def test_put_get_roundtrip_and_dedup(any_world: World) -> None:
+    w = any_world
+    data = b"hello micforge" * 100
+    view, created = w.services.blobs.put(w.writer, w.project, data)
+    assert created and view == {"hash": blob_hash(data).hex(), "size": len(data)}
+    again, created_again = w.services.blobs.put(w.owner, w.project, data)
+    assert again == view and not created_again
+    size, chunks = w.services.blobs.open(w.reader, w.project, view["hash"])
+    assert size == len(data) and b"".join(chunks) == data
+    assert w.services.blobs.stat(w.reader, w.project, view["hash"]) == len(data)
+
+
+@pytest.mark.parametrize("size", [0, 1, 65_536, VERIFY_BEFORE_SERVING_BYTES + 12_345])
+def test_streams_with_and_without_a_known_size(world: World, size: int) -> None:
+    w = world
+    data = os.urandom(size)
+    a, _ = w.services.blobs.put_stream(w.owner, w.project, _chunks(data, 65_536), expected_size=size)
+    b, created = w.services.blobs.put_stream(w.owner, w.project, _chunks(data, 10_000))
+    assert a == b == {"hash": blob_hash(data).hex(), "size": size} and not created
+    got_size, chunks = w.services.blobs.open(w.owner, w.project, a["hash"], chunk_bytes=100_000)
+    parts = list(chunks)
+    assert got_size == size and b"".join(parts) == data
+    assert all(len(p) <= 100_000 for p in parts)
+
+
+def test_limits_and_mismatches_store_nothing(make_world) -> None:
+    w = make_world(blob_max_bytes=1000)
+    blobs = w.services.blobs
+    with pytest.raises(TooLarge):
+        blobs.put(w.owner, w.project, b"x" * 1001)
+    with pytest.raises(TooLarge):
+        blobs.put_stream(w.owner, w.project, _chunks(b"x" * 1001, 100))
+    with pytest.raises(TooLarge):
+        blobs.put_stream(w.owner, w.project, iter([b"x"]), expected_size=1001)
+    with pytest.raises(InvalidRequest):
+        blobs.put_stream(w.owner, w.project, _chunks(b"x" * 10, 3), expected_size=11)
+    with pytest.raises(InvalidRequest):
+        blobs.put_stream(w.owner, w.project, _chunks(b"x" * 12, 3), expected_size=11)
+    with pytest.raises(InvalidRequest):
+        blobs.put_stream(w.owner, w.project, iter([b"abc"]), expected_hash="0" * 64)
+    assert w.store.list(f"projects/{w.project}/blobs/") == []
+
+
+def test_a_broken_stream_stores_nothing(world: World) -> None:
+    w = world
+
+    def broken():
+        yield b"partial"
+        raise ConnectionError("client went away")
+
+    with pytest.raises(ConnectionError):
+        w.services.blobs.put_stream(w.owner, w.project, broken())
+    assert w.store.list(f"projects/{w.project}/blobs/") == []
+
+
+def test_permissions_and_missing(world: World) -> None:
+    w = world
+    with pytest.raises(Forbidden):
+        w.services.blobs.put(w.reader, w.project, b"x")
+    with pytest.raises(NotFound):
+        w.services.blobs.put(w.stranger, w.project, b"x")
+    with pytest.raises(NotFound):
+        w.services.blobs.open(w.owner, w.project, "cd" * 32)
+    with pytest.raises(InvalidRequest):
+        w.services.blobs.open(w.owner, w.project, "CD" * 32)
+
+
+@pytest.mark.parametrize("size", [100, VERIFY_BEFORE_SERVING_BYTES + 1])
+def test_a_corrupt_object_is_never_served(make_world, size: int) -> None:
+    w = make_world(cache_ram_bytes=0)  # read through to the tampered store
+    data = os.urandom(size)
+    h = w.blob(data)
+    key = keys.blob(w.project, h)
+    stored, _ = w.store.get(key)
+    other, _ = w.services.blobs.put(w.owner, w.project, os.urandom(size))
+    forged = stored[:HEADER_BYTES] + w.store.get(keys.blob(w.project, other["hash"]))[0][HEADER_BYTES:]
+    w.store.delete(key)
+    w.store.put(key, forged)
+    with pytest.raises(Corrupt):
+        _, chunks = w.services.blobs.open(w.owner, w.project, h)
+        for _ in chunks:
+            pass

@@ -1,0 +1,100 @@
+"""Content reads: tree at a position, files, log pagination, diff."""
+
+from __future__ import annotations
+
+import pytest
+
+from micforge.errors import InvalidRequest, NotFound
+
+from .conftest import World
+
+
+def _land(w: World, writes: dict[str, bytes], deletes: tuple[str, ...] = ()) -> int:
+    sid = w.session(goal=f"change {sorted(writes)}")
+    ops = [{"op": "write", "path": p, "blob_hash": w.blob(c)} for p, c in writes.items()]
+    ops += [{"op": "delete", "path": p} for p in deletes]
+    w.services.sessions.record_operations(w.owner, w.project, sid, ops)
+    return w.land(sid)["position"]
+
+
+def test_tree_listing_prefix_pagination_and_positions(world: World) -> None:
+    w = world
+    c = w.services.content
+    _land(w, {"src/a.py": b"a", "src/b.py": b"bb", "README": b"r", "src.txt": b"s"})
+    _land(w, {"src/c.py": b"ccc"}, deletes=("README",))
+    tree = c.tree(w.reader, w.project)
+    assert tree["position"] == 2
+    assert [e["path"] for e in tree["entries"]] == ["src.txt", "src/a.py", "src/b.py", "src/c.py"]
+    assert tree["entries"][1] == {"path": "src/a.py", "blob_hash": w.blob(b"a"), "mode": "file", "size": 1}
+    src = c.tree(w.reader, w.project, prefix="src/")
+    assert [e["path"] for e in src["entries"]] == ["src/a.py", "src/b.py", "src/c.py"]
+    page1 = c.tree(w.reader, w.project, prefix="src/", limit=2)
+    assert [e["path"] for e in page1["entries"]] == ["src/a.py", "src/b.py"] and page1["next_cursor"]
+    page2 = c.tree(w.reader, w.project, prefix="src/", limit=2, cursor=page1["next_cursor"])
+    assert [e["path"] for e in page2["entries"]] == ["src/c.py"] and page2["next_cursor"] is None
+    old = c.tree(w.reader, w.project, at=1)
+    assert [e["path"] for e in old["entries"]] == ["README", "src.txt", "src/a.py", "src/b.py"]
+    assert c.tree(w.reader, w.project, at=0)["entries"] == []
+    with pytest.raises(NotFound):
+        c.tree(w.reader, w.project, at=3)
+    with pytest.raises(InvalidRequest):
+        c.tree(w.reader, w.project, prefix="../x")
+
+
+def test_file_at_positions(world: World) -> None:
+    w = world
+    c = w.services.content
+    _land(w, {"f.txt": b"v1"})
+    _land(w, {"f.txt": b"version two"})
+    assert b"".join(c.file(w.reader, w.project, "f.txt")[1]) == b"version two"
+    assert b"".join(c.file(w.reader, w.project, "f.txt", at=1)[1]) == b"v1"
+    with pytest.raises(NotFound):
+        c.file(w.reader, w.project, "f.txt", at=0)
+    with pytest.raises(NotFound):
+        c.file(w.reader, w.project, "nope.txt")
+    with pytest.raises(InvalidRequest):
+        c.file(w.reader, w.project, "a/../f.txt")
+
+
+def test_log_newest_first_with_pages(world: World) -> None:
+    w = world
+    c = w.services.content
+    for i in range(5):
+        _land(w, {f"f{i}": b"x"})
+    first = c.log(w.reader, w.project, limit=2)
+    assert [l["position"] for l in first["landings"]] == [5, 4] and first["next"] == 3
+    entry = first["landings"][0]
+    assert set(entry) == {"position", "session_id", "goal", "owner", "tree_hash", "paths", "landed_at"}
+    assert entry["paths"] == ["f4"] and entry["owner"] == w.owner.id
+    second = c.log(w.reader, w.project, from_position=3, limit=2)
+    assert [l["position"] for l in second["landings"]] == [3, 2] and second["next"] == 1
+    last = c.log(w.reader, w.project, from_position=1, limit=2)
+    assert [l["position"] for l in last["landings"]] == [1] and last["next"] is None
+    with pytest.raises(NotFound):
+        c.log(w.reader, w.project, from_position=6)
+
+
+def test_diff_between_positions(world: World) -> None:
+    w = world
+    p1 = _land(w, {"keep": b"k", "change": b"1", "drop": b"d"})
+    p2 = _land(w, {"change": b"2", "new": b"n"}, deletes=("drop",))
+    diff = w.services.content.diff(w.reader, w.project, p1, p2)["changes"]
+    by_path = {d["path"]: d for d in diff}
+    assert set(by_path) == {"change", "new", "drop"}
+    assert by_path["change"]["change"] == "modified"
+    assert by_path["change"]["old_hash"] == w.blob(b"1") and by_path["change"]["new_hash"] == w.blob(b"2")
+    assert by_path["new"] == {"path": "new", "change": "added", "old_hash": None, "new_hash": w.blob(b"n")}
+    assert by_path["drop"] == {"path": "drop", "change": "deleted", "old_hash": w.blob(b"d"), "new_hash": None}
+    assert w.services.content.diff(w.reader, w.project, p2, p2)["changes"] == []
+
+
+def test_project_views(world: World) -> None:
+    w = world
+    p = w.services.projects
+    view = p.get(w.reader, w.project)
+    assert view["id"] == w.project and view["head"]["position"] == 0
+    created = p.create(w.stranger, "fresh-project")
+    assert created["head"]["position"] == 0
+    assert [v["id"] for v in p.list(w.stranger)] == ["fresh-project"]
+    with pytest.raises(NotFound):
+        p.get(w.stranger, w.project)
