@@ -34,6 +34,8 @@ class AnyPathConverter(PathConverter):
     """
 
     regex = ".*"
+    # Werkzeug guesses part isolation from a "/" in the regex; ".*" has none but spans "/".
+    part_isolating = False
 
 
 @dataclass

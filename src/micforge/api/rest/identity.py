@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app
 
 from micforge.api.rest.auth import current_user
 from micforge.api.rest.inputs import field, json_body
-from micforge.service.common import rfc3339
 
 bp = Blueprint("identity", __name__, url_prefix="/api/mic")
 
 
 def _time(moment: datetime | None) -> str | None:
-    return None if moment is None else rfc3339(moment)
+    """RFC 3339 UTC with milliseconds and ``Z``, as the service layer writes times."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:  # the auth DB hands out naive UTC datetimes
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _auth():
