@@ -252,7 +252,10 @@ class _DiskLru:
                 os.unlink(path)
             return None
         with contextlib.suppress(OSError):
-            os.utime(path)  # LRU: mtime is the last use
+            # LRU: mtime is the last use. Explicit nanoseconds, because the kernel's
+            # own timestamps are coarse (a few ms) and would tie recent files.
+            now_ns = time.time_ns()
+            os.utime(path, ns=(now_ns, now_ns))
         return parsed
 
     def put(self, name: str, data: bytes, etag: str) -> None:
@@ -265,6 +268,8 @@ class _DiskLru:
             path.parent.mkdir(exist_ok=True)
             with open(temp, "wb") as f:
                 f.write(encoded)
+            now_ns = time.time_ns()
+            os.utime(temp, ns=(now_ns, now_ns))
             # No fsync: a cache file lost or torn by a crash fails its checksum and is refetched.
             os.replace(temp, path)
         except OSError:
@@ -287,7 +292,7 @@ class _DiskLru:
 
     def _scan_and_evict(self) -> None:
         """Rescan the directory (other processes write too) and evict oldest-first."""
-        files: list[tuple[float, int, str]] = []
+        files: list[tuple[int, int, str]] = []
         for sub in _scandir(self._objects):
             if not sub.is_dir(follow_symlinks=False):
                 continue
@@ -296,7 +301,7 @@ class _DiskLru:
                     st = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue  # deleted by another process meanwhile
-                files.append((st.st_mtime, st.st_size, entry.path))
+                files.append((st.st_mtime_ns, st.st_size, entry.path))
         now = time.time()
         for entry in _scandir(self._tmp):
             # Temp files of crashed writers; live ones are renamed within milliseconds.

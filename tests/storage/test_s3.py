@@ -1,0 +1,87 @@
+"""S3Store specifics: multipart, prefixes, bucket errors, URL configuration."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from micforge.config import Config
+from micforge.storage import (
+    CachedStore,
+    LocalStore,
+    PreconditionFailed,
+    S3Store,
+    StoreError,
+    open_backend,
+    open_store,
+)
+
+MiB = 1024 * 1024
+
+
+def test_multipart_upload_with_if_none_match(
+    make_s3_store: Callable[..., Any], s3_credentials: dict[str, str]
+) -> None:
+    store = make_s3_store(multipart_threshold_bytes=5 * MiB, multipart_chunk_bytes=5 * MiB)
+    data = bytes(range(256)) * (11 * MiB // 256)
+    etag = store.put_file("big", io.BytesIO(data), len(data), if_none_match=True)
+    assert etag.endswith('-3"')  # three parts: S3's multipart etag
+    reader, size, got_etag = store.open("big")
+    with reader:
+        assert size == len(data) and got_etag == etag
+        assert reader.read() == data
+    with pytest.raises(PreconditionFailed):
+        store.put_file("big", io.BytesIO(data), len(data), if_none_match=True)
+    with pytest.raises(ValueError):
+        store.put_file("short", io.BytesIO(data[: 6 * MiB]), len(data))
+    assert store.head("short") is None
+    # Failed uploads were aborted, not left to accumulate parts.
+    client = boto3.session.Session().client("s3", **s3_credentials)
+    assert client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", []) == []
+    client.close()
+
+
+def test_prefixes_isolate_stores_in_one_bucket(make_s3_store: Callable[..., Any]) -> None:
+    one = make_s3_store(prefix="tenant/one")
+    two = make_s3_store(one.bucket, prefix="tenant/two/")
+    whole = make_s3_store(one.bucket)
+    one.put("k", b"1")
+    two.put("k", b"2")
+    assert one.get("k")[0] == b"1" and two.get("k")[0] == b"2"
+    assert one.list("") == ["k"]
+    assert whole.list("") == ["tenant/one/k", "tenant/two/k"]
+
+
+def test_missing_bucket_is_a_clear_error(make_s3_store: Callable[..., Any]) -> None:
+    store = make_s3_store("no-such-bucket-here")
+    with pytest.raises(StoreError, match="NoSuchBucket"):
+        store.put("k", b"x")
+
+
+def test_constructor_validates(s3_credentials: dict[str, str]) -> None:
+    with pytest.raises(ValueError):
+        S3Store("", **s3_credentials)
+    with pytest.raises(ValueError):
+        S3Store("b", multipart_chunk_bytes=1024, **s3_credentials)
+
+
+def test_open_store_by_url(tmp_path: Path, s3_store: S3Store, moto_endpoint: str) -> None:
+    config = Config(data_dir=tmp_path, s3_endpoint_url=moto_endpoint)
+    local = open_backend((tmp_path / "store").as_uri(), config)
+    assert isinstance(local, LocalStore) and local.root == (tmp_path / "store").resolve()
+    s3 = open_backend(f"s3://{s3_store.bucket}/some/prefix", config)
+    assert isinstance(s3, S3Store) and (s3.bucket, s3.prefix) == (s3_store.bucket, "some/prefix/")
+    s3.close()
+    cached = open_store(config.store_url, config)
+    assert isinstance(cached, CachedStore) and isinstance(cached.store, LocalStore)
+    assert isinstance(
+        open_store(config.store_url, config.replace(cache_dir="off", cache_ram_bytes=0)), LocalStore
+    )
+    for bad in ["http://x", "s3:///nobucket", "file://host/path", "file:relative", "s3://b/p?x=1"]:
+        with pytest.raises(ValueError):
+            open_backend(bad, config)
