@@ -1,0 +1,400 @@
+"""Binary codecs of the stored objects (docs/formats.md): dataclasses <-> bytes.
+
+The C side takes and returns columns (spans of one buffer), so each direction
+is one FFI call and whole columns are converted at once here: sizes with one
+``struct`` call, all paths with one ``decode().split("\\0")`` (a path never
+contains NUL). ``decode_*`` raise ``Corrupt``; ``encode_*`` raise
+``InvalidArgument`` or ``LimitExceeded`` and never produce bytes their decoder
+would reject.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from micforge.core._ffi import InvalidArgument, check, ffi, lib, take_bytes
+from micforge.core.bloom import Bloom
+
+OP_WRITE: int = lib.MIC_OP_WRITE
+OP_DELETE: int = lib.MIC_OP_DELETE
+MODE_FILE: int = lib.MIC_MODE_FILE
+MODE_EXEC: int = lib.MIC_MODE_EXEC
+MODE_SYMLINK: int = lib.MIC_MODE_SYMLINK
+STATE_OPEN: int = lib.MIC_STATE_OPEN
+STATE_LANDED: int = lib.MIC_STATE_LANDED
+STATE_CONFLICTED: int = lib.MIC_STATE_CONFLICTED
+STATE_ABANDONED: int = lib.MIC_STATE_ABANDONED
+ROLE_USER: int = lib.MIC_ROLE_USER
+ROLE_AGENT: int = lib.MIC_ROLE_AGENT
+ROLE_SYSTEM: int = lib.MIC_ROLE_SYSTEM
+HEAD_BYTES: int = lib.MIC_HEAD_BYTES
+SESSION_ID_BYTES: int = lib.MIC_SESSION_ID_BYTES
+HASH_BYTES = 32
+
+# Errors Python raises while packing values C would never accept (negative or
+# oversized ints, non-UTF-8-encodable strings, wrong types).
+_PACKING_ERRORS = (ValueError, TypeError, OverflowError, struct.error, AttributeError)
+
+
+@dataclass(slots=True)
+class Head:
+    position: int
+    tree_hash: bytes
+    hlc: int
+
+
+@dataclass(slots=True)
+class Operation:
+    op: int
+    path: str
+    blob_hash: bytes | None
+    mode: int = MODE_FILE
+    size: int = 0  # blob size in bytes; 0 for a delete
+
+
+@dataclass(slots=True)
+class Decision:
+    content: str
+    at: int  # HLC
+
+
+@dataclass(slots=True)
+class Message:
+    role: int
+    content: str
+    at: int  # HLC
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    id: bytes  # 16 bytes
+    state: int
+    base_position: int
+    landed_position: int  # 0 = not landed
+    attempt_position: int  # position a lander is attempting (0 = none); docs/landing.md
+    owner: str
+    goal: str
+    created_at: int  # HLC
+    updated_at: int  # HLC
+    operations: list[Operation] = field(default_factory=list)  # one per path, sorted by path
+    decisions: list[Decision] = field(default_factory=list)
+    conversation: list[Message] = field(default_factory=list)
+    conflict_paths: list[str] = field(default_factory=list)  # sorted; set when conflicted
+
+
+@dataclass(slots=True)
+class LandingRecord:
+    position: int
+    session_id: bytes
+    parent_tree: bytes
+    tree_hash: bytes
+    hlc: int
+    author: str
+    goal: str
+    paths: list[str] = field(default_factory=list)  # exact, sorted, unique
+
+
+@dataclass(slots=True)
+class Rollup:
+    level: int  # 1, 2, 3
+    start_position: int
+    count: int
+    bloom: bytes  # a serialized Bloom of the landing geometry
+
+
+def _invalid(what: str, detail: str) -> InvalidArgument:
+    return InvalidArgument(f"{what}: {detail}", lib.MIC_INVALID_ARGUMENT)
+
+
+def _fixed(value: object, size: int, what: str) -> bytes:
+    if not isinstance(value, bytes | bytearray) or len(value) != size:
+        raise _invalid(what, f"must be {size} bytes")
+    return bytes(value)
+
+
+def _text(data: bytes, span: object) -> str:
+    start = span.offset  # type: ignore[attr-defined]
+    return data[start : start + span.len].decode("utf-8")  # type: ignore[attr-defined]
+
+
+def _path_list(data: bytes, span: object, count: int) -> list[str]:
+    return _text(data, span).split("\0") if count else []
+
+
+def _as_bytes(data: bytes | bytearray | memoryview) -> bytes:
+    # Decoded fields are slices of the input, so the input must be immutable.
+    return data if isinstance(data, bytes) else bytes(data)
+
+
+class _Columns:
+    """Parts concatenated into one buffer, each remembered as a span of it."""
+
+    __slots__ = ("parts", "offset")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.offset = 0
+
+    def add(self, span: object, part: bytes) -> None:
+        span.offset = self.offset  # type: ignore[attr-defined]
+        span.len = len(part)  # type: ignore[attr-defined]
+        self.parts.append(part)
+        self.offset += len(part)
+
+    def buffer(self) -> bytes:
+        return b"".join(self.parts)
+
+
+# ---- head ----
+
+
+def encode_head(head: Head) -> bytes:
+    fields = ffi.new("mic_head *")
+    try:
+        fields.position = head.position
+        fields.hlc = head.hlc
+    except _PACKING_ERRORS as exc:
+        raise _invalid("encode_head", str(exc)) from None
+    ffi.memmove(
+        fields.tree_hash, _fixed(head.tree_hash, HASH_BYTES, "encode_head: tree_hash"), HASH_BYTES
+    )
+    out = ffi.new("uint8_t[]", HEAD_BYTES)
+    check(lib.mic_head_encode(fields, out), "encode_head")
+    return bytes(out)
+
+
+def decode_head(data: bytes) -> Head:
+    fields = ffi.new("mic_head *")
+    check(lib.mic_head_decode(ffi.from_buffer(data), len(data), fields), "decode_head")
+    return Head(fields.position, bytes(fields.tree_hash), fields.hlc)
+
+
+# ---- rollup ----
+
+
+def encode_rollup(rollup: Rollup) -> bytes:
+    fields = ffi.new("mic_rollup_fields *")
+    try:
+        fields.level = rollup.level
+        fields.start_position = rollup.start_position
+        fields.count = rollup.count
+        bloom = bytes(rollup.bloom)
+    except _PACKING_ERRORS as exc:
+        raise _invalid("encode_rollup", str(exc)) from None
+    fields.bloom.offset = 0
+    fields.bloom.len = len(bloom)
+    out = ffi.new("mic_bytes *")
+    check(lib.mic_rollup_encode(fields, bloom, len(bloom), out), "encode_rollup")
+    return take_bytes(out)
+
+
+def decode_rollup(data: bytes) -> Rollup:
+    data = _as_bytes(data)
+    fields = ffi.new("mic_rollup_fields *")
+    check(lib.mic_rollup_decode(data, len(data), fields), "decode_rollup")
+    start = fields.bloom.offset
+    return Rollup(
+        fields.level, fields.start_position, fields.count, data[start : start + fields.bloom.len]
+    )
+
+
+# ---- landing record ----
+
+
+def encode_landing(record: LandingRecord) -> bytes:
+    fields = ffi.new("mic_landing_fields *")
+    columns = _Columns()
+    try:
+        fields.position = record.position
+        fields.hlc = record.hlc
+        fields.path_count = len(record.paths)
+        columns.add(fields.author, record.author.encode("utf-8"))
+        columns.add(fields.goal, record.goal.encode("utf-8"))
+        columns.add(fields.paths, "\0".join(record.paths).encode("utf-8"))
+    except _PACKING_ERRORS as exc:
+        raise _invalid("encode_landing", str(exc)) from None
+    ffi.memmove(
+        fields.session_id,
+        _fixed(record.session_id, SESSION_ID_BYTES, "encode_landing: session_id"),
+        16,
+    )
+    ffi.memmove(
+        fields.parent_tree,
+        _fixed(record.parent_tree, HASH_BYTES, "encode_landing: parent_tree"),
+        32,
+    )
+    ffi.memmove(
+        fields.tree_hash, _fixed(record.tree_hash, HASH_BYTES, "encode_landing: tree_hash"), 32
+    )
+    buffer = columns.buffer()
+    out = ffi.new("mic_bytes *")
+    check(lib.mic_landing_encode(fields, buffer, len(buffer), out), "encode_landing")
+    return take_bytes(out)
+
+
+def _decode_landing_fields(data: bytes) -> object:
+    fields = ffi.new("mic_landing_fields *")
+    check(lib.mic_landing_decode(data, len(data), fields), "decode_landing")
+    return fields
+
+
+def decode_landing(data: bytes) -> LandingRecord:
+    data = _as_bytes(data)
+    f = _decode_landing_fields(data)
+    return LandingRecord(
+        f.position,
+        bytes(f.session_id),
+        bytes(f.parent_tree),
+        bytes(f.tree_hash),
+        f.hlc,
+        _text(data, f.author),
+        _text(data, f.goal),
+        _path_list(data, f.paths, f.path_count),
+    )
+
+
+def landing_bloom(data: bytes) -> Bloom:
+    """The bloom stored in an encoded landing record (for building rollups)."""
+    data = _as_bytes(data)
+    span = _decode_landing_fields(data).bloom  # type: ignore[attr-defined]
+    return Bloom.from_bytes(data[span.offset : span.offset + span.len])
+
+
+# ---- session ----
+
+
+def encode_session(session: SessionRecord) -> bytes:
+    fields = ffi.new("mic_session_fields *")
+    ops = session.operations
+    columns = _Columns()
+    try:
+        fields.state = session.state
+        fields.base_position = session.base_position
+        fields.landed_position = session.landed_position
+        fields.attempt_position = session.attempt_position
+        fields.created_at = session.created_at
+        fields.updated_at = session.updated_at
+        fields.op_count = len(ops)
+        fields.decision_count = len(session.decisions)
+        fields.message_count = len(session.conversation)
+        fields.conflict_count = len(session.conflict_paths)
+        columns.add(fields.owner, session.owner.encode("utf-8"))
+        columns.add(fields.goal, session.goal.encode("utf-8"))
+        kinds = bytes([op.op for op in ops])
+        columns.add(fields.op_kinds, kinds)
+        columns.add(fields.op_modes, bytes([op.mode for op in ops]))
+        columns.add(fields.op_sizes, struct.pack(f"<{len(ops)}Q", *[op.size for op in ops]))
+        hashes = [op.blob_hash for op in ops if op.op == OP_WRITE]
+        if any(h is None or len(h) != HASH_BYTES for h in hashes):
+            raise _invalid("encode_session", "every write operation needs a 32-byte blob_hash")
+        columns.add(fields.op_hashes, b"".join(hashes))
+        columns.add(fields.op_paths, "\0".join([op.path for op in ops]).encode("utf-8"))
+        decisions = session.decisions
+        decision_texts = [d.content.encode("utf-8") for d in decisions]
+        columns.add(
+            fields.decision_ats, struct.pack(f"<{len(decisions)}Q", *[d.at for d in decisions])
+        )
+        columns.add(
+            fields.decision_lens, struct.pack(f"<{len(decisions)}I", *map(len, decision_texts))
+        )
+        columns.add(fields.decision_text, b"".join(decision_texts))
+        messages = session.conversation
+        message_texts = [m.content.encode("utf-8") for m in messages]
+        columns.add(fields.message_roles, bytes([m.role for m in messages]))
+        columns.add(
+            fields.message_ats, struct.pack(f"<{len(messages)}Q", *[m.at for m in messages])
+        )
+        columns.add(
+            fields.message_lens, struct.pack(f"<{len(messages)}I", *map(len, message_texts))
+        )
+        columns.add(fields.message_text, b"".join(message_texts))
+        columns.add(fields.conflict_paths, "\0".join(session.conflict_paths).encode("utf-8"))
+    except InvalidArgument:
+        raise
+    except _PACKING_ERRORS as exc:
+        raise _invalid("encode_session", str(exc)) from None
+    ffi.memmove(
+        fields.id, _fixed(session.id, SESSION_ID_BYTES, "encode_session: id"), SESSION_ID_BYTES
+    )
+    buffer = columns.buffer()
+    out = ffi.new("mic_bytes *")
+    check(lib.mic_session_encode(fields, buffer, len(buffer), out), "encode_session")
+    return take_bytes(out)
+
+
+def _decode_session_fields(data: bytes) -> object:
+    fields = ffi.new("mic_session_fields *")
+    check(lib.mic_session_decode(data, len(data), fields), "decode_session")
+    return fields
+
+
+def decode_session(data: bytes) -> SessionRecord:
+    data = _as_bytes(data)
+    f = _decode_session_fields(data)
+    n = f.op_count
+    kinds_at = f.op_kinds.offset
+    modes_at = f.op_modes.offset
+    kinds = data[kinds_at : kinds_at + n]
+    modes = data[modes_at : modes_at + n]
+    sizes = struct.unpack_from(f"<{n}Q", data, f.op_sizes.offset)
+    paths = _path_list(data, f.op_paths, n)
+    operations: list[Operation] = []
+    append = operations.append
+    hash_at = f.op_hashes.offset
+    for kind, path, mode, size in zip(kinds, paths, modes, sizes, strict=True):
+        if kind == OP_WRITE:
+            append(Operation(kind, path, data[hash_at : hash_at + HASH_BYTES], mode, size))
+            hash_at += HASH_BYTES
+        else:
+            append(Operation(kind, path, None, mode, size))
+
+    decisions = [
+        Decision(text, at)
+        for text, at in zip(
+            _entries(data, f.decision_lens.offset, f.decision_text.offset, f.decision_count),
+            struct.unpack_from(f"<{f.decision_count}Q", data, f.decision_ats.offset),
+            strict=True,
+        )
+    ]
+    m = f.message_count
+    roles_at = f.message_roles.offset
+    conversation = [
+        Message(role, text, at)
+        for role, text, at in zip(
+            data[roles_at : roles_at + m],
+            _entries(data, f.message_lens.offset, f.message_text.offset, m),
+            struct.unpack_from(f"<{m}Q", data, f.message_ats.offset),
+            strict=True,
+        )
+    ]
+    return SessionRecord(
+        bytes(f.id),
+        f.state,
+        f.base_position,
+        f.landed_position,
+        f.attempt_position,
+        _text(data, f.owner),
+        _text(data, f.goal),
+        f.created_at,
+        f.updated_at,
+        operations,
+        decisions,
+        conversation,
+        _path_list(data, f.conflict_paths, f.conflict_count),
+    )
+
+
+def _entries(data: bytes, lens_at: int, text_at: int, count: int) -> list[str]:
+    texts = []
+    for length in struct.unpack_from(f"<{count}I", data, lens_at):
+        texts.append(data[text_at : text_at + length].decode("utf-8"))
+        text_at += length
+    return texts
+
+
+def session_bloom(data: bytes) -> Bloom:
+    """The bloom of the operation paths stored in an encoded session."""
+    data = _as_bytes(data)
+    span = _decode_session_fields(data).bloom  # type: ignore[attr-defined]
+    return Bloom.from_bytes(data[span.offset : span.offset + span.len])
