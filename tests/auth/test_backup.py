@@ -22,14 +22,8 @@ def _open(path: Path) -> AuthDB:
     return AuthDB.open(f"sqlite:///{path}", scrypt_params=CHEAP)
 
 
-@pytest.fixture
-def sqlite_auth_db(tmp_path: Path):
-    with _open(tmp_path / "live" / "auth.db") as auth_db:
-        yield auth_db
-
-
-def test_round_trip_brings_back_the_snapshot(sqlite_auth_db: AuthDB, any_store) -> None:
-    db = sqlite_auth_db
+def test_round_trip_brings_back_the_snapshot(auth_db: AuthDB, any_store) -> None:
+    db = auth_db
     ada = db.create_user("ada@example.org", password="correct horse")
     info, secret = db.create_token(ada.id, "laptop")
     db.create_project("acme", ada.id)
@@ -56,10 +50,10 @@ def test_round_trip_brings_back_the_snapshot(sqlite_auth_db: AuthDB, any_store) 
         db.create_project("acme", ada.id)
 
 
-def test_restore_into_a_new_machine(sqlite_auth_db: AuthDB, any_store, tmp_path: Path) -> None:
-    ada = sqlite_auth_db.create_user("ada@example.org")
-    _, secret = sqlite_auth_db.create_token(ada.id, "laptop")
-    sqlite_auth_db.backup_to(any_store, keys.auth_backup("dr.db"))
+def test_restore_into_a_new_machine(auth_db: AuthDB, any_store, tmp_path: Path) -> None:
+    ada = auth_db.create_user("ada@example.org")
+    _, secret = auth_db.create_token(ada.id, "laptop")
+    auth_db.backup_to(any_store, keys.auth_backup("dr.db"))
     with _open(tmp_path / "elsewhere" / "auth.db") as fresh:
         fresh.restore_from(any_store, keys.auth_backup("dr.db"))
         assert fresh.verify_token(secret) == ada
@@ -68,24 +62,22 @@ def test_restore_into_a_new_machine(sqlite_auth_db: AuthDB, any_store, tmp_path:
         assert mode.lower() == "wal"
 
 
-def test_other_open_instances_see_the_restored_contents(tmp_path: Path, local_store) -> None:
-    path = tmp_path / "auth.db"
-    with _open(path) as operator, _open(path) as agent:
-        ada = operator.create_user("ada@example.org")
-        operator.backup_to(local_store, keys.auth_backup("b.db"))
-        _, late_secret = operator.create_token(ada.id, "made after the backup")
-        assert agent.verify_token(late_secret) == ada  # pooled connection now open
-        operator.restore_from(local_store, keys.auth_backup("b.db"))
-        with pytest.raises(Unauthorized):
-            agent.verify_token(late_secret)
-        assert agent.get_user(ada.id) == ada
-        assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone() == ("ok",)
+def test_other_open_instances_see_the_restored_contents(auth_db_factory, local_store) -> None:
+    operator, agent = auth_db_factory(), auth_db_factory()
+    ada = operator.create_user("ada@example.org")
+    operator.backup_to(local_store, keys.auth_backup("b.db"))
+    _, late_secret = operator.create_token(ada.id, "made after the backup")
+    assert agent.verify_token(late_secret) == ada  # pooled connection now open
+    operator.restore_from(local_store, keys.auth_backup("b.db"))
+    with pytest.raises(Unauthorized):
+        agent.verify_token(late_secret)
+    assert agent.get_user(ada.id) == ada
 
 
 def test_snapshot_is_consistent_while_writers_run(
-    sqlite_auth_db: AuthDB, local_store, tmp_path: Path
+    auth_db: AuthDB, local_store, tmp_path: Path
 ) -> None:
-    db = sqlite_auth_db
+    db = auth_db
     stop = threading.Event()
     made: list[str] = []
 
@@ -114,23 +106,23 @@ def test_snapshot_is_consistent_while_writers_run(
         assert len(orphans) <= 1
 
 
-def test_bad_backups_are_refused_and_change_nothing(sqlite_auth_db: AuthDB, any_store) -> None:
-    ada = sqlite_auth_db.create_user("ada@example.org")
+def test_bad_backups_are_refused_and_change_nothing(auth_db: AuthDB, any_store) -> None:
+    ada = auth_db.create_user("ada@example.org")
     any_store.put(keys.auth_backup("garbage.db"), b"this is not a database" * 100)
     with pytest.raises(InvalidRequest):
-        sqlite_auth_db.restore_from(any_store, keys.auth_backup("garbage.db"))
+        auth_db.restore_from(any_store, keys.auth_backup("garbage.db"))
     foreign = sqlite3.connect(":memory:")
     foreign.execute("CREATE TABLE other (x)")
     any_store.put(keys.auth_backup("foreign.db"), foreign.serialize())
     with pytest.raises(InvalidRequest, match="not a micforge auth backup"):
-        sqlite_auth_db.restore_from(any_store, keys.auth_backup("foreign.db"))
+        auth_db.restore_from(any_store, keys.auth_backup("foreign.db"))
     with pytest.raises(NotFound):
-        sqlite_auth_db.restore_from(any_store, keys.auth_backup("missing.db"))
-    assert sqlite_auth_db.list_users() == [ada]
+        auth_db.restore_from(any_store, keys.auth_backup("missing.db"))
+    assert auth_db.list_users() == [ada]
 
 
 def test_an_old_schema_backup_is_upgraded_on_restore(
-    sqlite_auth_db: AuthDB, local_store, tmp_path: Path
+    auth_db: AuthDB, local_store, tmp_path: Path
 ) -> None:
     old_path = tmp_path / "v1.db"
     old = peewee.SqliteDatabase(str(old_path))
@@ -141,17 +133,30 @@ def test_an_old_schema_backup_is_upgraded_on_restore(
         )
     old.close()
     local_store.put(keys.auth_backup("v1.db"), old_path.read_bytes())
-    sqlite_auth_db.restore_from(local_store, keys.auth_backup("v1.db"))
-    assert sqlite_auth_db.schema_version() == LATEST_VERSION
-    assert sqlite_auth_db.find_user("old@example.org").id == "u_1"
-    info, secret = sqlite_auth_db.create_token("u_1", "laptop")
-    sqlite_auth_db.verify_token(secret)
-    assert sqlite_auth_db.get_token(info.id).last_used_at is not None  # v2 column present
+    auth_db.restore_from(local_store, keys.auth_backup("v1.db"))
+    assert auth_db.schema_version() == LATEST_VERSION
+    assert auth_db.find_user("old@example.org").id == "u_1"
+    info, secret = auth_db.create_token("u_1", "laptop")
+    auth_db.verify_token(secret)
+    assert auth_db.get_token(info.id).last_used_at is not None  # v2 column present
 
 
-def test_postgres_backup_is_refused_with_a_pointer(postgres_url: str, local_store) -> None:
-    with AuthDB.open(postgres_url, scrypt_params=CHEAP) as db:
-        with pytest.raises(InvalidRequest, match="pg_dump"):
-            db.backup_to(local_store, keys.auth_backup("pg.db"))
-        with pytest.raises(InvalidRequest, match="pg_dump"):
-            db.restore_from(local_store, keys.auth_backup("pg.db"))
+def test_backups_move_between_backends(tmp_path: Path, postgres_url: str, local_store) -> None:
+    with _open(tmp_path / "auth.db") as lite, AuthDB.open(postgres_url, scrypt_params=CHEAP) as pg:
+        ada = lite.create_user("ada@example.org", password="correct horse")
+        _, secret = lite.create_token(ada.id, "laptop", expires_in_days=30)
+        lite.create_project("acme", ada.id)
+        lite.backup_to(local_store, keys.auth_backup("from-sqlite.db"))
+        pg.create_user("doomed@example.org")
+        pg.restore_from(local_store, keys.auth_backup("from-sqlite.db"))
+        assert pg.list_users() == [ada]
+        assert pg.verify_token(secret) == ada
+        assert pg.check_password("ada@example.org", "correct horse") == ada
+        assert pg.check_permission("acme", ada.id, Role.OWNER) is Role.OWNER
+
+        bob = pg.create_user("bob@example.org")
+        pg.set_role("acme", bob.id, Role.READ)
+        pg.backup_to(local_store, keys.auth_backup("from-postgres.db"))
+        lite.restore_from(local_store, keys.auth_backup("from-postgres.db"))
+        assert lite.role_of("acme", bob.id) is Role.READ
+        assert lite.verify_token(secret) == ada

@@ -154,8 +154,7 @@ def test_serve_flags_reach_the_config() -> None:
     assert (config.port, config.grpc_port, config.rate_limit_per_minute) == (9001, 7002, 5)
 
 
-def test_backup_and_restore_on_a_file_store(tmp_path: Path) -> None:
-    run = Run("--data-dir", str(tmp_path / "data"))
+def test_backup_and_restore_on_a_file_store(run: Run) -> None:
     _, out, _ = run("user", "create", "--email", "ada@example.org")
     secret = out.splitlines()[-1]
     status, out, _ = run("auth", "backup")
@@ -165,7 +164,7 @@ def test_backup_and_restore_on_a_file_store(tmp_path: Path) -> None:
     assert status == 0, err
     status, listing, _ = run("user", "list")
     assert "ada@example.org" in listing and "late@example.org" not in listing
-    with AuthDB.open(f"sqlite:///{tmp_path / 'data' / 'auth.db'}") as auth_db:
+    with run.open_auth_db() as auth_db:
         assert auth_db.verify_token(secret).email == "ada@example.org"
     status, _, err = run("auth", "restore", "--name", "nope.db")
     assert status == 1 and "no auth backup" in err

@@ -34,7 +34,7 @@ import peewee
 from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from micforge import validate
-from micforge.auth import credentials
+from micforge.auth import credentials, snapshot
 from micforge.auth.credentials import ScryptParams
 from micforge.auth.migrations import (
     LATEST_VERSION,
@@ -684,35 +684,32 @@ class AuthDB:
             )
         return role
 
-    # -- backup and restore (SQLite) -----------------------------------------
-
-    def _require_sqlite(self, what: str) -> Path:
-        if self._sqlite_path is None:
-            raise InvalidRequest(
-                f"auth {what} works on the SQLite auth DB; PostgreSQL deployments use "
-                "pg_dump / their provider's backups (docs/deploy.md)"
-            )
-        return self._sqlite_path
+    # -- backup and restore --------------------------------------------------
 
     def backup_to(self, store: Store, key: str) -> int:
         """Write a consistent snapshot of the database to ``store`` at ``key``; returns its size.
 
-        SQLite's online backup API copies a single read snapshot while other
-        threads and processes keep writing, so the snapshot is consistent.
+        The snapshot is a SQLite file of our schema on either backend. SQLite:
+        the online backup API copies one read snapshot while other threads and
+        processes keep writing. PostgreSQL: rows are copied in one REPEATABLE
+        READ transaction.
         """
-        db_path = self._require_sqlite("backup")
-        fd, tmp_name = tempfile.mkstemp(prefix=".auth-backup-", suffix=".db", dir=db_path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=".auth-backup-", suffix=".db", dir=self._temp_dir())
         os.close(fd)
         try:
             with self._session():
-                source = self._db.connection()
-                snapshot = sqlite3.connect(tmp_name)
-                try:
-                    source.backup(snapshot)
-                    # A self-contained file: no -wal sidecar needed to read it.
-                    snapshot.execute("PRAGMA journal_mode=DELETE")
-                finally:
-                    snapshot.close()
+                if self._sqlite_path is not None:
+                    snapshot_conn = sqlite3.connect(tmp_name)
+                    try:
+                        self._db.connection().backup(snapshot_conn)
+                        # A self-contained file: no -wal sidecar needed to read it.
+                        snapshot_conn.execute("PRAGMA journal_mode=DELETE")
+                    finally:
+                        snapshot_conn.close()
+                else:
+                    os.unlink(tmp_name)
+                    snapshot.create_empty(Path(tmp_name))
+                    snapshot.copy_out(self._db, snapshot.tables(self._models), Path(tmp_name))
             size_bytes = os.path.getsize(tmp_name)
             with open(tmp_name, "rb") as snapshot_file:
                 store.put_file(key, snapshot_file, size_bytes)
@@ -724,17 +721,18 @@ class AuthDB:
     def restore_from(self, store: Store, key: str) -> None:
         """Replace the database's contents with the snapshot at ``key``.
 
-        All or nothing: the snapshot is downloaded to a temp file and checked
-        (integrity, a micforge schema this version understands) first; then
-        SQLite's backup API copies it into the live database in one write
-        transaction, so every connection (in this or another process) sees
-        the old contents or the new, never a mix, and a crash mid-copy leaves
-        the old contents. Then migrations bring an older snapshot up to date.
+        All or nothing: the snapshot is downloaded to a temp file, checked
+        (integrity, a micforge schema this version understands) and migrated
+        to the latest schema first. Then, on SQLite, the backup API copies it
+        into the live database in one write transaction; on PostgreSQL its
+        rows replace the live rows in one transaction under exclusive table
+        locks. Either way every connection, in this or another process, sees
+        the old contents or the new, never a mix, and a crash mid-way leaves
+        the old contents.
         """
         from micforge.storage import KeyNotFound
 
-        db_path = self._require_sqlite("restore")
-        fd, tmp_name = tempfile.mkstemp(prefix=".auth-restore-", suffix=".db", dir=db_path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=".auth-restore-", suffix=".db", dir=self._temp_dir())
         try:
             try:
                 reader, _size, _etag = store.open(key)
@@ -743,18 +741,28 @@ class AuthDB:
             with os.fdopen(fd, "wb") as out, contextlib.closing(reader):
                 while chunk := reader.read(1024 * 1024):
                     out.write(chunk)
-            snapshot = sqlite3.connect(tmp_name)
+            snapshot_conn = sqlite3.connect(tmp_name)
             try:
-                self._check_snapshot(snapshot, key)
-                with self._session():
-                    snapshot.backup(self._db.connection())
+                self._check_snapshot(snapshot_conn, key)
             finally:
-                snapshot.close()
+                snapshot_conn.close()
+            snapshot.upgrade(Path(tmp_name))
             with self._session():
-                migrate(self._db)
+                if self._sqlite_path is not None:
+                    snapshot_conn = sqlite3.connect(tmp_name)
+                    try:
+                        snapshot_conn.backup(self._db.connection())
+                    finally:
+                        snapshot_conn.close()
+                else:
+                    snapshot.copy_in(Path(tmp_name), self._db, snapshot.tables(self._models))
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
+
+    def _temp_dir(self) -> str | None:
+        # Next to the SQLite file (its disk has room for a copy of it); else the system default.
+        return str(self._sqlite_path.parent) if self._sqlite_path is not None else None
 
     @staticmethod
     def _check_snapshot(snapshot: sqlite3.Connection, key: str) -> None:
