@@ -31,6 +31,7 @@ log = logging.getLogger("micforge.serve")
 
 SHUTDOWN_GRACE_S = 30.0  # in-flight requests get this long to finish after SIGTERM
 _DRAIN_POLL_S = 0.05
+_BODY_HEADROOM_BYTES = 64 * 1024
 
 
 class _JsonErrorTask(ErrorTask):
@@ -81,16 +82,17 @@ class Server:
         self.config = config
         self.services = services
         self.app = create_app(config, services=services)
-        limits = config.limits
+        body_max_bytes = max(config.limits.blob_max_bytes, config.limits.json_body_max_bytes)
         self.http = create_server(
             self.app,
             host=config.host,
             port=config.port,
             threads=config.threads,
             ident="micforge",
-            # Above this waitress refuses a body itself (JSON-shaped, see _Channel) without
-            # reading it; below it the app decides per endpoint from Content-Length.
-            max_request_body_size=max(limits.blob_max_bytes, limits.json_body_max_bytes),
+            # Waitress refuses a body itself (JSON-shaped, see _Channel) at this size without
+            # reading it. It counts chunked framing too (and uses >=), hence the headroom: the
+            # app enforces the exact per-endpoint limits, from Content-Length or while reading.
+            max_request_body_size=body_max_bytes + body_max_bytes // 8 + _BODY_HEADROOM_BYTES,
             clear_untrusted_proxy_headers=True,
         )
         self.http.channel_class = _Channel

@@ -1,0 +1,103 @@
+"""413 too_large and 429 rate_limited, on servers configured with small limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.helpers import assert_error, create_project, start_session
+
+BLOB_MAX = 64 * 1024
+JSON_MAX = 2048
+GOAL_MAX = 100
+ENTRY_MAX = 200
+
+
+@pytest.fixture(scope="module")
+def small_server(tmp_path_factory):
+    from tests.fixtures.server import start_server
+
+    server = start_server(
+        tmp_path_factory.mktemp("small") / "data",
+        {
+            "MICFORGE_BLOB_MAX_BYTES": str(BLOB_MAX),
+            "MICFORGE_JSON_BODY_MAX_BYTES": str(JSON_MAX),
+            "MICFORGE_GOAL_MAX_BYTES": str(GOAL_MAX),
+            "MICFORGE_ENTRY_MAX_BYTES": str(ENTRY_MAX),
+        },
+    )
+    yield server
+    server.stop()
+
+
+def _chunks(total_bytes: int, chunk_bytes: int = 8192):
+    # A generator body makes requests send Transfer-Encoding: chunked (no Content-Length).
+    sent = 0
+    while sent < total_bytes:
+        size = min(chunk_bytes, total_bytes - sent)
+        yield b"z" * size
+        sent += size
+
+
+def test_blob_over_the_limit_is_413_and_nothing_is_stored(small_server):
+    api = small_server.client(small_server.create_user().token)
+    project = create_project(api)
+    blobs = f"/api/mic/projects/{project}/blobs"
+    exact = api.post(blobs, data=b"z" * BLOB_MAX)
+    assert exact.status_code == 201, exact.text
+    assert_error(api.post(blobs, data=b"y" * (BLOB_MAX + 1)), 413, "too_large")
+    assert_error(api.post(blobs, data=_chunks(BLOB_MAX + 1)), 413, "too_large")
+    # Far over: refused by waitress itself, before reading the body, in the same JSON shape.
+    assert_error(api.post(blobs, data=b"y" * (4 * BLOB_MAX)), 413, "too_large")
+    # The same bytes within the limit hash to a blob that was never stored by the refusals.
+    fits = api.post(blobs, data=b"y" * 10)
+    assert fits.status_code == 201
+    chunked = api.post(blobs, data=_chunks(BLOB_MAX - 1))
+    assert chunked.status_code == 201 and chunked.json()["size"] == BLOB_MAX - 1
+
+
+def test_json_body_goal_and_entries_over_their_limits_are_413(small_server):
+    api = small_server.client(small_server.create_user().token)
+    project = create_project(api)
+    big = {"id": "x" * 10, "padding": "p" * JSON_MAX}
+    assert_error(api.post("/api/mic/projects", json=big), 413, "too_large")
+    assert_error(
+        api.post(
+            "/api/mic/projects",
+            data=_chunks(JSON_MAX + 1),
+            headers={"Content-Type": "application/json"},
+        ),
+        413,
+        "too_large",
+    )
+    sessions = f"/api/mic/projects/{project}/sessions"
+    assert_error(api.post(sessions, json={"goal": "g" * (GOAL_MAX + 1)}), 413, "too_large")
+    assert api.post(sessions, json={"goal": "g" * GOAL_MAX}).status_code == 201
+    sid = start_session(api, project)["id"]
+    assert_error(
+        api.post(f"{sessions}/{sid}/decisions", json={"content": "d" * (ENTRY_MAX + 1)}),
+        413,
+        "too_large",
+    )
+    assert_error(
+        api.post(
+            f"{sessions}/{sid}/conversation",
+            json={"role": "user", "content": "c" * (ENTRY_MAX + 1)},
+        ),
+        413,
+        "too_large",
+    )
+    assert api.get(f"{sessions}/{sid}").json()["decisions"] == []
+
+
+def test_rate_limit_is_per_token_with_retry_after(server_factory):
+    server = server_factory(MICFORGE_RATE_LIMIT_PER_MINUTE="3")
+    first = server.create_user()  # create_user spends one request (GET /me)
+    api = server.client(first.token)
+    statuses = [api.get("/api/mic/me").status_code for _ in range(3)]
+    assert statuses[:2] == [200, 200]
+    limited = api.get("/api/mic/me")
+    assert_error(limited, 429, "rate_limited")
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    # Another token has its own bucket; the public endpoints are not limited.
+    assert server.client(server.create_user().token).get("/api/mic/me").status_code == 200
+    assert all(api.get("/healthz").status_code == 200 for _ in range(5))
