@@ -54,7 +54,7 @@ def create_app(config: Config, *, services: Services | None = None) -> Flask:
 
         services = build_services(config)
 
-    app = Flask("micforge.api.rest")
+    app = Flask("micforge.api.rest", static_folder=None)  # an API: no /static route
     # Keep every byte of a URL: no "a//b" -> "a/b" redirect, paths are validated, not fixed.
     app.url_map.merge_slashes = False
     app.url_map.converters["anypath"] = AnyPathConverter

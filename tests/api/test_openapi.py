@@ -1,0 +1,66 @@
+"""The OpenAPI document matches the routes the app really serves, in both directions."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+
+from micforge.api.rest import create_app
+from micforge.api.rest.openapi import OPERATIONS, openapi_document
+from micforge.config import Config
+
+_IMPLICIT_METHODS = {"HEAD", "OPTIONS"}  # Flask adds these to every GET rule / every rule
+
+
+def _openapi_path(rule: str) -> str:
+    return re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule)
+
+
+@pytest.fixture
+def app(tmp_path):
+    config = Config(data_dir=tmp_path)
+    app = create_app(config)
+    yield app
+    app.extensions["micforge"].services.close()
+
+
+def test_every_route_is_documented_and_every_documented_route_exists(app):
+    served = {
+        (_openapi_path(rule.rule), method.lower())
+        for rule in app.url_map.iter_rules()
+        for method in rule.methods - _IMPLICIT_METHODS
+    }
+    document = openapi_document()
+    documented = {
+        (path, method)
+        for path, item in document["paths"].items()
+        for method in item
+        if method != "head"
+    }
+    assert served - documented == set(), "routes missing from /api/openapi.json"
+    assert documented - served == set(), "documented routes the app does not serve"
+    # HEAD is documented only where API.md lists it, and only on a GET route.
+    heads = {path for path, item in document["paths"].items() if "head" in item}
+    assert heads == {"/api/mic/projects/{project}/blobs/{hash_hex}"}
+    assert all("get" in document["paths"][path] for path in heads)
+
+
+def test_every_operation_documents_its_path_parameters_and_errors():
+    document = openapi_document()
+    assert len({op.operation_id for op in OPERATIONS}) == len(OPERATIONS)
+    for path, item in document["paths"].items():
+        names = set(re.findall(r"{([^}]+)}", path))
+        for method, operation in item.items():
+            declared = {p["name"] for p in operation["parameters"] if p["in"] == "path"}
+            assert declared == names, (method, path)
+            if operation.get("security") != []:
+                assert {"401", "429", "503"} <= set(operation["responses"]), (method, path)
+
+
+def test_the_served_document_is_the_generated_one(micforge_server):
+    served = requests.get(micforge_server.url + "/api/openapi.json", timeout=30)
+    assert served.status_code == 200
+    assert served.json() == openapi_document()
+    assert served.json()["openapi"].startswith("3.")
