@@ -141,16 +141,18 @@ class BlobChunk(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., size: _Optional[int] = ...) -> None: ...
 
 class PutBlobRequest(_message.Message):
-    __slots__ = ("project", "expected_size", "expected_hash", "data")
+    __slots__ = ("project", "expected_size", "expected_hash", "data", "last")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_SIZE_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_HASH_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
     project: str
     expected_size: int
     expected_hash: str
     data: bytes
-    def __init__(self, project: _Optional[str] = ..., expected_size: _Optional[int] = ..., expected_hash: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+    last: bool
+    def __init__(self, project: _Optional[str] = ..., expected_size: _Optional[int] = ..., expected_hash: _Optional[str] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ...) -> None: ...
 
 class PutBlobResponse(_message.Message):
     __slots__ = ("hash", "size", "created")

@@ -113,10 +113,13 @@ class ContentServiceServicer:
 
     def PutBlob(self, request_iterator, context):
         """The first message names the project (and may announce the size and the
-        hash, and may carry data); later messages carry data only. The server
+        hash, and may carry data); later messages carry data only; the final
+        message sets `last` (one message may be both first and last). The server
         hashes and compresses as bytes arrive, rejects a blob over the limit as
         soon as it is exceeded, verifies an announced size and hash, and stores
-        nothing on any failure or cancellation.
+        nothing on any failure or cancellation. A stream that ends without a
+        `last` message is refused: on the server a cancelled or timed-out
+        upload can look like a normal end of stream, and must not be stored.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

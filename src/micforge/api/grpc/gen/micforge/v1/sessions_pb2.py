@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amicforge/v1/sessions.proto\x12\x0bmicforge.v1\"F\n\tOperation\x12\n\n\x02op\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x11\n\tblob_hash\x18\x03 \x01(\t\x12\x0c\n\x04mode\x18\x04 \x01(\t\"\'\n\x08\x44\x65\x63ision\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\t\x12\n\n\x02\x61t\x18\x02 \x01(\t\">\n\x11\x43onversationEntry\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\n\n\x02\x61t\x18\x03 \x01(\t\"\xcf\x02\n\x07Session\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\x0c\n\x04goal\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\r\n\x05owner\x18\x05 \x01(\t\x12\x15\n\rbase_position\x18\x06 \x01(\x03\x12\x1c\n\x0flanded_position\x18\x07 \x01(\x03H\x00\x88\x01\x01\x12*\n\noperations\x18\x08 \x03(\x0b\x32\x16.micforge.v1.Operation\x12(\n\tdecisions\x18\t \x03(\x0b\x32\x15.micforge.v1.Decision\x12\x34\n\x0c\x63onversation\x18\n \x03(\x0b\x32\x1e.micforge.v1.ConversationEntry\x12\x12\n\ncreated_at\x18\x0b \x01(\t\x12\x12\n\nupdated_at\x18\x0c \x01(\tB\x12\n\x10_landed_position\"4\n\x13StartSessionRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0c\n\x04goal\x18\x02 \x01(\t\"8\n\x11GetSessionRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\"T\n\x13ListSessionsRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"h\n\x14ListSessionsResponse\x12&\n\x08sessions\x18\x01 \x03(\x0b\x32\x14.micforge.v1.Session\x12\x18\n\x0bnext_cursor\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x0e\n\x0c_next_cursor\"j\n\x17RecordOperationsRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12*\n\noperations\x18\x03 \x03(\x0b\x32\x16.micforge.v1.Operation\"M\n\x15RecordDecisionRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\"_\n\x19RecordConversationRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\t\"9\n\x12LandSessionRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\"a\n\x13LandSessionResponse\x12\x10\n\x08position\x18\x01 \x01(\x03\x12\x11\n\ttree_hash\x18\x02 \x01(\t\x12%\n\x07session\x18\x03 \x01(\x0b\x32\x14.micforge.v1.Session\"<\n\x15\x41\x62\x61ndonSessionRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\";\n\x14RebaseSessionRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t2\xc9\x05\n\x0eSessionService\x12\x46\n\x0cStartSession\x12 .micforge.v1.StartSessionRequest\x1a\x14.micforge.v1.Session\x12\x42\n\nGetSession\x12\x1e.micforge.v1.GetSessionRequest\x1a\x14.micforge.v1.Session\x12S\n\x0cListSessions\x12 .micforge.v1.ListSessionsRequest\x1a!.micforge.v1.ListSessionsResponse\x12N\n\x10RecordOperations\x12$.micforge.v1.RecordOperationsRequest\x1a\x14.micforge.v1.Session\x12J\n\x0eRecordDecision\x12\".micforge.v1.RecordDecisionRequest\x1a\x14.micforge.v1.Session\x12R\n\x12RecordConversation\x12&.micforge.v1.RecordConversationRequest\x1a\x14.micforge.v1.Session\x12P\n\x0bLandSession\x12\x1f.micforge.v1.LandSessionRequest\x1a .micforge.v1.LandSessionResponse\x12J\n\x0e\x41\x62\x61ndonSession\x12\".micforge.v1.AbandonSessionRequest\x1a\x14.micforge.v1.Session\x12H\n\rRebaseSession\x12!.micforge.v1.RebaseSessionRequest\x1a\x14.micforge.v1.Sessionb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amicforge/v1/sessions.proto\x12\x0bmicforge.v1\"F\n\tOperation\x12\n\n\x02op\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x11\n\tblob_hash\x18\x03 \x01(\t\x12\x0c\n\x04mode\x18\x04 \x01(\t\"\'\n\x08\x44\x65\x63ision\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\t\x12\n\n\x02\x61t\x18\x02 \x01(\t\">\n\x11\x43onversationEntry\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\n\n\x02\x61t\x18\x03 \x01(\t\"\xe7\x02\n\x07Session\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\x0c\n\x04goal\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\r\n\x05owner\x18\x05 \x01(\t\x12\x15\n\rbase_position\x18\x06 \x01(\x03\x12\x1c\n\x0flanded_position\x18\x07 \x01(\x03H\x00\x88\x01\x01\x12*\n\noperations\x18\x08 \x03(\x0b\x32\x16.micforge.v1.Operation\x12(\n\tdecisions\x18\t \x03(\x0b\x32\x15.micforge.v1.Decision\x12\x34\n\x0c\x63onversation\x18\n \x03(\x0b\x32\x1e.micforge.v1.ConversationEntry\x12\x12\n\ncreated_at\x18\x0b \x01(\t\x12\x12\n\nupdated_at\x18\x0c \x01(\t\x12\x16\n\x0e\x63onflict_paths\x18\r \x03(\tB\x12\n\x10_landed_position\"4\n\x13StartSessionRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0c\n\x04goal\x18\x02 \x01(\t\"8\n\x11GetSessionRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\"T\n\x13ListSessionsRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"h\n\x14ListSessionsResponse\x12&\n\x08sessions\x18\x01 \x03(\x0b\x32\x14.micforge.v1.Session\x12\x18\n\x0bnext_cursor\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x0e\n\x0c_next_cursor\"j\n\x17RecordOperationsRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12*\n\noperations\x18\x03 \x03(\x0b\x32\x16.micforge.v1.Operation\"M\n\x15RecordDecisionRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\"_\n\x19RecordConversationRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\t\"9\n\x12LandSessionRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\"a\n\x13LandSessionResponse\x12\x10\n\x08position\x18\x01 \x01(\x03\x12\x11\n\ttree_hash\x18\x02 \x01(\t\x12%\n\x07session\x18\x03 \x01(\x0b\x32\x14.micforge.v1.Session\"<\n\x15\x41\x62\x61ndonSessionRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\";\n\x14RebaseSessionRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t2\xc9\x05\n\x0eSessionService\x12\x46\n\x0cStartSession\x12 .micforge.v1.StartSessionRequest\x1a\x14.micforge.v1.Session\x12\x42\n\nGetSession\x12\x1e.micforge.v1.GetSessionRequest\x1a\x14.micforge.v1.Session\x12S\n\x0cListSessions\x12 .micforge.v1.ListSessionsRequest\x1a!.micforge.v1.ListSessionsResponse\x12N\n\x10RecordOperations\x12$.micforge.v1.RecordOperationsRequest\x1a\x14.micforge.v1.Session\x12J\n\x0eRecordDecision\x12\".micforge.v1.RecordDecisionRequest\x1a\x14.micforge.v1.Session\x12R\n\x12RecordConversation\x12&.micforge.v1.RecordConversationRequest\x1a\x14.micforge.v1.Session\x12P\n\x0bLandSession\x12\x1f.micforge.v1.LandSessionRequest\x1a .micforge.v1.LandSessionResponse\x12J\n\x0e\x41\x62\x61ndonSession\x12\".micforge.v1.AbandonSessionRequest\x1a\x14.micforge.v1.Session\x12H\n\rRebaseSession\x12!.micforge.v1.RebaseSessionRequest\x1a\x14.micforge.v1.Sessionb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,29 +38,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONVERSATIONENTRY']._serialized_start=156
   _globals['_CONVERSATIONENTRY']._serialized_end=218
   _globals['_SESSION']._serialized_start=221
-  _globals['_SESSION']._serialized_end=556
-  _globals['_STARTSESSIONREQUEST']._serialized_start=558
-  _globals['_STARTSESSIONREQUEST']._serialized_end=610
-  _globals['_GETSESSIONREQUEST']._serialized_start=612
-  _globals['_GETSESSIONREQUEST']._serialized_end=668
-  _globals['_LISTSESSIONSREQUEST']._serialized_start=670
-  _globals['_LISTSESSIONSREQUEST']._serialized_end=754
-  _globals['_LISTSESSIONSRESPONSE']._serialized_start=756
-  _globals['_LISTSESSIONSRESPONSE']._serialized_end=860
-  _globals['_RECORDOPERATIONSREQUEST']._serialized_start=862
-  _globals['_RECORDOPERATIONSREQUEST']._serialized_end=968
-  _globals['_RECORDDECISIONREQUEST']._serialized_start=970
-  _globals['_RECORDDECISIONREQUEST']._serialized_end=1047
-  _globals['_RECORDCONVERSATIONREQUEST']._serialized_start=1049
-  _globals['_RECORDCONVERSATIONREQUEST']._serialized_end=1144
-  _globals['_LANDSESSIONREQUEST']._serialized_start=1146
-  _globals['_LANDSESSIONREQUEST']._serialized_end=1203
-  _globals['_LANDSESSIONRESPONSE']._serialized_start=1205
-  _globals['_LANDSESSIONRESPONSE']._serialized_end=1302
-  _globals['_ABANDONSESSIONREQUEST']._serialized_start=1304
-  _globals['_ABANDONSESSIONREQUEST']._serialized_end=1364
-  _globals['_REBASESESSIONREQUEST']._serialized_start=1366
-  _globals['_REBASESESSIONREQUEST']._serialized_end=1425
-  _globals['_SESSIONSERVICE']._serialized_start=1428
-  _globals['_SESSIONSERVICE']._serialized_end=2141
+  _globals['_SESSION']._serialized_end=580
+  _globals['_STARTSESSIONREQUEST']._serialized_start=582
+  _globals['_STARTSESSIONREQUEST']._serialized_end=634
+  _globals['_GETSESSIONREQUEST']._serialized_start=636
+  _globals['_GETSESSIONREQUEST']._serialized_end=692
+  _globals['_LISTSESSIONSREQUEST']._serialized_start=694
+  _globals['_LISTSESSIONSREQUEST']._serialized_end=778
+  _globals['_LISTSESSIONSRESPONSE']._serialized_start=780
+  _globals['_LISTSESSIONSRESPONSE']._serialized_end=884
+  _globals['_RECORDOPERATIONSREQUEST']._serialized_start=886
+  _globals['_RECORDOPERATIONSREQUEST']._serialized_end=992
+  _globals['_RECORDDECISIONREQUEST']._serialized_start=994
+  _globals['_RECORDDECISIONREQUEST']._serialized_end=1071
+  _globals['_RECORDCONVERSATIONREQUEST']._serialized_start=1073
+  _globals['_RECORDCONVERSATIONREQUEST']._serialized_end=1168
+  _globals['_LANDSESSIONREQUEST']._serialized_start=1170
+  _globals['_LANDSESSIONREQUEST']._serialized_end=1227
+  _globals['_LANDSESSIONRESPONSE']._serialized_start=1229
+  _globals['_LANDSESSIONRESPONSE']._serialized_end=1326
+  _globals['_ABANDONSESSIONREQUEST']._serialized_start=1328
+  _globals['_ABANDONSESSIONREQUEST']._serialized_end=1388
+  _globals['_REBASESESSIONREQUEST']._serialized_start=1390
+  _globals['_REBASESESSIONREQUEST']._serialized_end=1449
+  _globals['_SESSIONSERVICE']._serialized_start=1452
+  _globals['_SESSIONSERVICE']._serialized_end=2165
 # @@protoc_insertion_point(module_scope)

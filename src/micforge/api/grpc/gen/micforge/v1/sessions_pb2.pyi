@@ -37,7 +37,7 @@ class ConversationEntry(_message.Message):
     def __init__(self, role: _Optional[str] = ..., content: _Optional[str] = ..., at: _Optional[str] = ...) -> None: ...
 
 class Session(_message.Message):
-    __slots__ = ("id", "project", "goal", "state", "owner", "base_position", "landed_position", "operations", "decisions", "conversation", "created_at", "updated_at")
+    __slots__ = ("id", "project", "goal", "state", "owner", "base_position", "landed_position", "operations", "decisions", "conversation", "created_at", "updated_at", "conflict_paths")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     GOAL_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,7 @@ class Session(_message.Message):
     CONVERSATION_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CONFLICT_PATHS_FIELD_NUMBER: _ClassVar[int]
     id: str
     project: str
     goal: str
@@ -62,7 +63,8 @@ class Session(_message.Message):
     conversation: _containers.RepeatedCompositeFieldContainer[ConversationEntry]
     created_at: str
     updated_at: str
-    def __init__(self, id: _Optional[str] = ..., project: _Optional[str] = ..., goal: _Optional[str] = ..., state: _Optional[str] = ..., owner: _Optional[str] = ..., base_position: _Optional[int] = ..., landed_position: _Optional[int] = ..., operations: _Optional[_Iterable[_Union[Operation, _Mapping]]] = ..., decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., conversation: _Optional[_Iterable[_Union[ConversationEntry, _Mapping]]] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ...) -> None: ...
+    conflict_paths: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., project: _Optional[str] = ..., goal: _Optional[str] = ..., state: _Optional[str] = ..., owner: _Optional[str] = ..., base_position: _Optional[int] = ..., landed_position: _Optional[int] = ..., operations: _Optional[_Iterable[_Union[Operation, _Mapping]]] = ..., decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., conversation: _Optional[_Iterable[_Union[ConversationEntry, _Mapping]]] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., conflict_paths: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StartSessionRequest(_message.Message):
     __slots__ = ("project", "goal")

@@ -1,0 +1,327 @@
+"""Server interceptors: request logging and metrics, error mapping, authentication.
+
+This module is the one place where domain errors (``micforge.errors``) become
+gRPC status codes (REST's twin is ``api/rest/errors.py``); both key on the
+error's API.md ``code``, so the two transports cannot drift apart silently.
+Servicers stay thin: they never see a token and never build a status.
+
+Interceptors run outermost first, as listed by :func:`default_interceptors`:
+logging/metrics sees the final status of every call, the error interceptor
+sees every exception (authentication failures included), and authentication
+hands the caller to the servicer through a per-call :class:`CallContext`
+(never a global or a thread-local, so concurrent calls cannot mix up users).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from micforge.errors import Conflict, MicError, RateLimited, Unauthorized
+
+if TYPE_CHECKING:
+    from micforge.auth import User
+
+log = logging.getLogger("micforge.grpc")
+
+# API.md error code -> gRPC status. Keyed by code (not class) so that a new
+# subclass reusing a code maps the same way as it does in REST.
+STATUS_BY_CODE: dict[str, grpc.StatusCode] = {
+    "invalid_request": grpc.StatusCode.INVALID_ARGUMENT,
+    "unauthorized": grpc.StatusCode.UNAUTHENTICATED,
+    "forbidden": grpc.StatusCode.PERMISSION_DENIED,
+    "not_found": grpc.StatusCode.NOT_FOUND,
+    "conflict": grpc.StatusCode.ABORTED,
+    "invalid_state": grpc.StatusCode.FAILED_PRECONDITION,
+    "already_exists": grpc.StatusCode.ALREADY_EXISTS,
+    "too_large": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "rate_limited": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "unavailable": grpc.StatusCode.UNAVAILABLE,
+    "internal": grpc.StatusCode.INTERNAL,
+}
+
+# Trailing metadata keys a client may rely on (documented in docs/grpc.md).
+ERROR_CODE_KEY = "mic-error-code"  # the API.md code, e.g. "too_large" vs "rate_limited"
+CONFLICT_PATHS_KEY = "mic-conflict-paths"  # JSON list of the real conflicting paths
+RETRY_AFTER_KEY = "retry-after"  # seconds, as HTTP's Retry-After
+
+# Calls that need no token: standard health checks and reflection, like /healthz.
+_PUBLIC_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+_BEARER = "bearer "
+
+
+def status_for(error: MicError) -> grpc.StatusCode:
+    """The gRPC status of a domain error; unknown codes fall back on the HTTP class."""
+    status = STATUS_BY_CODE.get(error.code)
+    if status is not None:
+        return status
+    return (
+        grpc.StatusCode.INVALID_ARGUMENT
+        if 400 <= error.http_status < 500
+        else grpc.StatusCode.INTERNAL
+    )
+
+
+def trailing_metadata_for(error: MicError) -> list[tuple[str, str]]:
+    metadata = [(ERROR_CODE_KEY, error.code)]
+    if isinstance(error, Conflict):
+        metadata.append((CONFLICT_PATHS_KEY, json.dumps(error.paths)))
+    if isinstance(error, RateLimited):
+        metadata.append((RETRY_AFTER_KEY, str(error.retry_after_s)))
+    return metadata
+
+
+def details_for(error: MicError) -> str:
+    if isinstance(error, Conflict) and error.paths:
+        # The paths also go in the message so that a plain client sees them.
+        return f"{error.message}: {', '.join(error.paths)}"
+    return error.message
+
+
+class CallContext:
+    """The servicer's view of one call: grpc's context plus the authenticated caller.
+
+    Delegates everything else to the wrapped ``grpc.ServicerContext``.
+    """
+
+    def __init__(self, context: grpc.ServicerContext, user: User) -> None:
+        self._context = context
+        self.user = user
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
+Behavior = Callable[[Any, Any], Any]
+
+
+def _rewrap(
+    handler: grpc.RpcMethodHandler, wrap: Callable[[Behavior, bool], Behavior]
+) -> grpc.RpcMethodHandler:
+    """A copy of ``handler`` whose behaviour is ``wrap(behaviour, response_streaming)``.
+
+    Response-streaming behaviours return a generator that grpc iterates after
+    the behaviour itself has returned, so a wrapper that must see errors or
+    the end of the call has to wrap the iteration too (hence the flag).
+    """
+    serializers = (handler.request_deserializer, handler.response_serializer)
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(wrap(handler.unary_unary, False), *serializers)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(wrap(handler.unary_stream, True), *serializers)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(wrap(handler.stream_unary, False), *serializers)
+    return grpc.stream_stream_rpc_method_handler(wrap(handler.stream_stream, True), *serializers)
+
+
+class LoggingInterceptor(grpc.ServerInterceptor):
+    """One log line and one metrics sample per call, with its final status."""
+
+    def __init__(self, metrics: RpcMetrics) -> None:
+        self._metrics = metrics
+
+    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None  # unknown method: grpc answers UNIMPLEMENTED itself
+        method = handler_call_details.method
+
+        def wrap(behavior: Behavior, response_streaming: bool) -> Behavior:
+            if response_streaming:
+
+                def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                    started = time.perf_counter()
+                    try:
+                        yield from behavior(request, context)
+                    finally:
+                        self._finish(method, context, started)
+
+                return streaming
+
+            def unary(request: Any, context: grpc.ServicerContext) -> Any:
+                started = time.perf_counter()
+                try:
+                    return behavior(request, context)
+                finally:
+                    self._finish(method, context, started)
+
+            return unary
+
+        return _rewrap(handler, wrap)
+
+    def _finish(self, method: str, context: grpc.ServicerContext, started: float) -> None:
+        elapsed_s = time.perf_counter() - started
+        code = final_status(context)
+        self._metrics.requests.labels(method=method, code=code.name).inc()
+        self._metrics.latency.labels(method=method).observe(elapsed_s)
+        log.info("grpc %s %s %.1fms peer=%s", method, code.name, elapsed_s * 1000, context.peer())
+
+
+def final_status(context: grpc.ServicerContext) -> grpc.StatusCode:
+    """The status a call ended with, as far as the server can tell."""
+    code = context.code()
+    if code is not None:
+        return code
+    return _client_gone(context) or grpc.StatusCode.OK
+
+
+def _client_gone(context: grpc.ServicerContext) -> grpc.StatusCode | None:
+    """DEADLINE_EXCEEDED or CANCELLED if the client is no longer waiting for this call."""
+    remaining_s = context.time_remaining()
+    if remaining_s is not None and remaining_s <= 0:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    if not context.is_active():
+        return grpc.StatusCode.CANCELLED
+    return None
+
+
+class ErrorInterceptor(grpc.ServerInterceptor):
+    """Turns every exception into a status: domain errors by STATUS_BY_CODE, the rest INTERNAL."""
+
+    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+
+        def wrap(behavior: Behavior, response_streaming: bool) -> Behavior:
+            if response_streaming:
+
+                def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                    try:
+                        yield from behavior(request, context)
+                    except Exception as exc:  # noqa: BLE001 - every error becomes a status here
+                        _abort_for(exc, method, context)
+
+                return streaming
+
+            def unary(request: Any, context: grpc.ServicerContext) -> Any:
+                try:
+                    return behavior(request, context)
+                except Exception as exc:  # noqa: BLE001 - every error becomes a status here
+                    _abort_for(exc, method, context)
+
+            return unary
+
+        return _rewrap(handler, wrap)
+
+
+def _abort_for(exc: Exception, method: str, context: grpc.ServicerContext) -> None:
+    """Abort the call with the status of ``exc`` (always raises)."""
+    if isinstance(exc, MicError):
+        status, details = status_for(exc), details_for(exc)
+        gone = _client_gone(context)
+        if gone is not None:
+            # The error is a consequence of the client leaving (e.g. its upload
+            # stream broke off); record what really happened.
+            status, details = gone, f"client left the call ({details})"
+        context.set_trailing_metadata(trailing_metadata_for(exc))
+        context.abort(status, details)
+    if isinstance(exc, grpc.RpcError) or context.code() is not None:
+        # grpc's own signals: the client cancelled (raised by the request
+        # iterator) or the call was already aborted. grpc knows these and
+        # finishes the call quietly if it gets them back unchanged.
+        raise exc
+    # A bug or an unexpected library error: log it with its traceback, tell the
+    # client only that it happened (internals are not part of the contract).
+    log.exception("grpc %s failed", method)
+    context.set_trailing_metadata([(ERROR_CODE_KEY, "internal")])
+    context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    """Verifies `authorization: Bearer <token>` and hands the user to the servicer.
+
+    Raises ``Unauthorized`` (mapped by ErrorInterceptor, which runs outside
+    this one) for a missing, malformed, unknown, expired or revoked token.
+    """
+
+    def __init__(self, verify_token: Callable[[str], User]) -> None:
+        self._verify_token = verify_token
+
+    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = continuation(handler_call_details)
+        if handler is None or handler_call_details.method.startswith(_PUBLIC_PREFIXES):
+            return handler
+
+        def wrap(behavior: Behavior, response_streaming: bool) -> Behavior:
+            # Authenticating eagerly is right for both kinds: for streaming
+            # responses the wrapper above iterates inside its own try block,
+            # and it calls this function there too.
+            def authenticated(request: Any, context: grpc.ServicerContext) -> Any:
+                return behavior(request, CallContext(context, self._authenticate(context)))
+
+            return authenticated
+
+        return _rewrap(handler, wrap)
+
+    def _authenticate(self, context: grpc.ServicerContext) -> User:
+        values = [v for k, v in context.invocation_metadata() if k == "authorization"]
+        if not values:
+            raise Unauthorized("missing authorization metadata (expected 'Bearer <token>')")
+        if len(values) > 1:
+            raise Unauthorized("more than one authorization metadata entry")
+        value = values[0]
+        if not isinstance(value, str) or not value[: len(_BEARER)].lower() == _BEARER:
+            raise Unauthorized("authorization metadata must be 'Bearer <token>'")
+        secret = value[len(_BEARER) :].strip()
+        if not secret:
+            raise Unauthorized("empty bearer token")
+        return self._verify_token(secret)
+
+
+class RpcMetrics:
+    """RPC counters and latencies on the services' own registry (never the global one)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = _registered(
+            registry,
+            "micforge_grpc_requests_total",
+            lambda: Counter(
+                "micforge_grpc_requests",
+                "gRPC calls by method and final status",
+                ["method", "code"],
+                registry=registry,
+            ),
+        )
+        self.latency = _registered(
+            registry,
+            "micforge_grpc_request_duration_seconds",
+            lambda: Histogram(
+                "micforge_grpc_request_duration_seconds",
+                "gRPC call duration by method (streams: until the last message)",
+                ["method"],
+                registry=registry,
+            ),
+        )
+        self.blob_bytes = _registered(
+            registry,
+            "micforge_grpc_blob_bytes_total",
+            lambda: Counter(
+                "micforge_grpc_blob_bytes",
+                "Blob bytes moved over gRPC",
+                ["direction"],
+                registry=registry,
+            ),
+        )
+
+
+def _registered(registry: CollectorRegistry, name: str, make: Callable[[], Any]) -> Any:
+    # A second gRPC server on the same Services (a test restarting one, say)
+    # must reuse the collectors: registering a name twice raises. There is no
+    # public lookup, so read the registry's name map.
+    existing = getattr(registry, "_names_to_collectors", {}).get(name)
+    return existing if existing is not None else make()
+
+
+def default_interceptors(
+    metrics: RpcMetrics, verify_token: Callable[[str], User]
+) -> list[grpc.ServerInterceptor]:
+    """Outermost first: logging/metrics, then error mapping, then authentication."""
+    return [LoggingInterceptor(metrics), ErrorInterceptor(), AuthInterceptor(verify_token)]

@@ -1,0 +1,76 @@
+"""Building the gRPC server: servicers, interceptors, health and reflection."""
+
+from __future__ import annotations
+
+from concurrent import futures
+from typing import TYPE_CHECKING
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from micforge.api.grpc.gen.micforge.v1 import (
+    content_pb2,
+    content_pb2_grpc,
+    sessions_pb2,
+    sessions_pb2_grpc,
+)
+from micforge.api.grpc.interceptors import RpcMetrics, default_interceptors
+from micforge.api.grpc.servicers import ContentServicer, SessionServicer
+
+if TYPE_CHECKING:
+    from micforge.config import Config
+    from micforge.service import Services
+
+# Room for a message's framing and non-data fields on top of its payload.
+_MESSAGE_OVERHEAD_BYTES = 64 * 1024
+
+SERVICE_NAMES = (
+    sessions_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name,
+    content_pb2.DESCRIPTOR.services_by_name["ContentService"].full_name,
+)
+
+
+def build_grpc_server(
+    config: Config, services: Services, bind: str = "127.0.0.1:0"
+) -> tuple[grpc.Server, int]:
+    """A gRPC server for ``services`` bound to ``bind``, not yet started: returns (server, port).
+
+    The caller starts it (``server.start()``) and stops it (``server.stop(grace)``).
+    ``bind`` with port 0 picks a free port, which is returned.
+    """
+    metrics = RpcMetrics(services.metrics.registry)
+    # The largest message we accept: a blob chunk a client chose, or a unary
+    # request as large as REST accepts as a JSON body (a batch of operations).
+    receive_max_bytes = (
+        max(config.grpc_chunk_bytes, config.limits.json_body_max_bytes) + _MESSAGE_OVERHEAD_BYTES
+    )
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="micforge-grpc"),
+        interceptors=default_interceptors(metrics, services.auth.verify_token),
+        options=[
+            ("grpc.max_receive_message_length", receive_max_bytes),
+            # Sessions and trees can be large; the client's own receive limit still applies.
+            ("grpc.max_send_message_length", -1),
+            # grpc enables SO_REUSEPORT by default on Linux, which lets a second
+            # `micforge serve` bind the same port silently and steal half the calls.
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    sessions_pb2_grpc.add_SessionServiceServicer_to_server(SessionServicer(services), server)
+    content_pb2_grpc.add_ContentServiceServicer_to_server(
+        ContentServicer(services, metrics, config.grpc_chunk_bytes), server
+    )
+
+    health_servicer = health.HealthServicer()
+    for name in ("", *SERVICE_NAMES):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+
+    port = server.add_insecure_port(bind)
+    if port == 0:
+        raise OSError(f"gRPC server could not bind {bind}")
+    return server, port

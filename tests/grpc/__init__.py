@@ -1,0 +1,1 @@
+"""End-to-end tests of the gRPC API against a real server on loopback."""

@@ -1,0 +1,91 @@
+"""Health, reflection, metrics and the error table of the gRPC server."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from micforge import errors
+from micforge.api.grpc.gen.micforge.v1 import content_pb2
+from micforge.api.grpc.interceptors import (
+    STATUS_BY_CODE,
+    details_for,
+    status_for,
+    trailing_metadata_for,
+)
+from tests.grpc.conftest import PROJECT, GrpcEnv
+
+
+def test_health_reports_serving_without_a_token(env: GrpcEnv) -> None:
+    health = health_pb2_grpc.HealthStub(env.channel)
+    for service in ("", "micforge.v1.SessionService", "micforge.v1.ContentService"):
+        reply = health.Check(health_pb2.HealthCheckRequest(service=service))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    with pytest.raises(grpc.RpcError) as raised:
+        health.Check(health_pb2.HealthCheckRequest(service="no.such.Service"))
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_reflection_lists_our_services(env: GrpcEnv) -> None:
+    stub = reflection_pb2_grpc.ServerReflectionStub(env.channel)
+    replies = stub.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+    )
+    names = {s.name for reply in replies for s in reply.list_services_response.service}
+    assert {
+        "micforge.v1.SessionService",
+        "micforge.v1.ContentService",
+        "grpc.health.v1.Health",
+    } <= names
+
+
+def test_calls_are_counted_by_method_and_final_status(env: GrpcEnv) -> None:
+    env.content.GetHead(content_pb2.GetHeadRequest(project=PROJECT), metadata=env.auth())
+    with pytest.raises(grpc.RpcError):
+        env.content.GetHead(content_pb2.GetHeadRequest(project=PROJECT))
+    method = "/micforge.v1.ContentService/GetHead"
+    assert env.rpc_count(method, "OK") == 1
+    assert env.rpc_count(method, "UNAUTHENTICATED") == 1
+    registry = env.services.metrics.registry
+    assert (
+        registry.get_sample_value(
+            "micforge_grpc_request_duration_seconds_count", {"method": method}
+        )
+        == 2
+    )
+
+
+def test_every_domain_error_has_its_documented_status() -> None:
+    expected = {
+        errors.InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
+        errors.Unauthorized: grpc.StatusCode.UNAUTHENTICATED,
+        errors.Forbidden: grpc.StatusCode.PERMISSION_DENIED,
+        errors.NotFound: grpc.StatusCode.NOT_FOUND,
+        errors.Conflict: grpc.StatusCode.ABORTED,
+        errors.InvalidState: grpc.StatusCode.FAILED_PRECONDITION,
+        errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+        errors.TooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+        errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
+        errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    }
+    for error_class, status in expected.items():
+        assert status_for(error_class("x")) == status, error_class
+    # Any error class defined later must be in the table, not fall through.
+    for error_class in errors.MicError.__subclasses__():
+        assert error_class.code in STATUS_BY_CODE, error_class
+
+
+def test_conflict_and_rate_limit_carry_their_details_as_trailing_metadata() -> None:
+    conflict = errors.Conflict(paths=["b.txt", "a.txt"])
+    assert dict(trailing_metadata_for(conflict)) == {
+        "mic-error-code": "conflict",
+        "mic-conflict-paths": '["a.txt", "b.txt"]',
+    }
+    assert details_for(conflict).endswith("a.txt, b.txt")
+    limited = errors.RateLimited(retry_after_s=7)
+    assert dict(trailing_metadata_for(limited)) == {
+        "mic-error-code": "rate_limited",
+        "retry-after": "7",
+    }
