@@ -45,7 +45,7 @@ def pair(
     bucket = create_bucket(s3_credentials)
     direct = make_s3_store(bucket)
     retry = RetryPolicy(
-        max_attempts=ATTEMPTS, backoff_base_ms=5, backoff_cap_ms=50, read_timeout_s=5
+        max_attempts=ATTEMPTS, backoff_base_ms=5, backoff_cap_ms=50, read_timeout_s=10
     )
     faulty = make_s3_store(bucket, endpoint_url=proxy.endpoint, retry=retry)
     return faulty, direct
