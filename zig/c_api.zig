@@ -5,11 +5,11 @@
 //! an error anywhere breaks the build until it is mapped. Handles are allocated
 //! with the C allocator (thread-safe malloc) and each owns its memory.
 const std = @import("std");
-const hash = @import("hash.zig");
-const bloom = @import("bloom.zig");
-const hlc = @import("hlc.zig");
-const paths = @import("paths.zig");
-const codec = @import("codec.zig");
+pub const hash = @import("hash.zig");
+pub const bloom = @import("bloom.zig");
+pub const hlc = @import("hlc.zig");
+pub const paths = @import("paths.zig");
+pub const codec = @import("codec.zig");
 
 pub const version_string = "0.1.0";
 
@@ -74,7 +74,7 @@ pub fn bytesOut(out: *Bytes, owned: []u8) void {
     out.* = .{ .ptr = owned.ptr, .len = owned.len };
 }
 
-export fn mic_status_str(status: i32) [*:0]const u8 {
+pub export fn mic_status_str(status: i32) [*:0]const u8 {
     const known = std.enums.fromInt(Status, status) orelse return "MIC_UNKNOWN_STATUS";
     return switch (known) {
         .ok => "MIC_OK",
@@ -90,13 +90,13 @@ export fn mic_status_str(status: i32) [*:0]const u8 {
     };
 }
 
-export fn mic_version(version_out: ?*[*:0]const u8) i32 {
+pub export fn mic_version(version_out: ?*[*:0]const u8) i32 {
     const out = version_out orelse return @intFromEnum(Status.invalid_argument);
     out.* = version_string;
     return @intFromEnum(Status.ok);
 }
 
-export fn mic_bytes_free(bytes: ?*Bytes) i32 {
+pub export fn mic_bytes_free(bytes: ?*Bytes) i32 {
     const b = bytes orelse return @intFromEnum(Status.ok);
     if (b.ptr) |ptr| allocator.free(ptr[0..@intCast(b.len)]);
     b.* = .{ .ptr = null, .len = 0 };
@@ -105,7 +105,7 @@ export fn mic_bytes_free(bytes: ?*Bytes) i32 {
 
 // ---- hashing ----
 
-export fn mic_blake3(data: ?[*]const u8, len: u64, digest_out: ?*[hash.digest_bytes]u8) i32 {
+pub export fn mic_blake3(data: ?[*]const u8, len: u64, digest_out: ?*[hash.digest_bytes]u8) i32 {
     return toC(blake3Impl(data, len, digest_out));
 }
 fn blake3Impl(data: ?[*]const u8, len: u64, digest_out: ?*[hash.digest_bytes]u8) Error!void {
@@ -113,7 +113,7 @@ fn blake3Impl(data: ?[*]const u8, len: u64, digest_out: ?*[hash.digest_bytes]u8)
     out.* = hash.blake3(try inputBytes(data, len));
 }
 
-export fn mic_blob_hash(data: ?[*]const u8, len: u64, digest_out: ?*[hash.digest_bytes]u8) i32 {
+pub export fn mic_blob_hash(data: ?[*]const u8, len: u64, digest_out: ?*[hash.digest_bytes]u8) i32 {
     return toC(blobHashImpl(data, len, digest_out));
 }
 fn blobHashImpl(data: ?[*]const u8, len: u64, digest_out: ?*[hash.digest_bytes]u8) Error!void {
@@ -121,7 +121,7 @@ fn blobHashImpl(data: ?[*]const u8, len: u64, digest_out: ?*[hash.digest_bytes]u
     out.* = hash.blobHash(try inputBytes(data, len));
 }
 
-export fn mic_path_hash(path: ?[*]const u8, len: u64, hash_out: ?*[hash.path_hash_bytes]u8) i32 {
+pub export fn mic_path_hash(path: ?[*]const u8, len: u64, hash_out: ?*[hash.path_hash_bytes]u8) i32 {
     return toC(pathHashImpl(path, len, hash_out));
 }
 fn pathHashImpl(path: ?[*]const u8, len: u64, hash_out: ?*[hash.path_hash_bytes]u8) Error!void {
@@ -129,10 +129,10 @@ fn pathHashImpl(path: ?[*]const u8, len: u64, hash_out: ?*[hash.path_hash_bytes]
     out.* = hash.pathHash(try inputBytes(path, len));
 }
 
-export fn mic_hasher_new(hasher_out: ?*?*hash.Hasher) i32 {
+pub export fn mic_hasher_new(hasher_out: ?*?*hash.Hasher) i32 {
     return toC(hasherNew(hasher_out, null));
 }
-export fn mic_blob_hasher_new(size_bytes: u64, hasher_out: ?*?*hash.Hasher) i32 {
+pub export fn mic_blob_hasher_new(size_bytes: u64, hasher_out: ?*?*hash.Hasher) i32 {
     return toC(hasherNew(hasher_out, size_bytes));
 }
 fn hasherNew(hasher_out: ?*?*hash.Hasher, blob_size_bytes: ?u64) Error!void {
@@ -142,7 +142,7 @@ fn hasherNew(hasher_out: ?*?*hash.Hasher, blob_size_bytes: ?u64) Error!void {
     out.* = hasher;
 }
 
-export fn mic_hasher_update(hasher: ?*hash.Hasher, data: ?[*]const u8, len: u64) i32 {
+pub export fn mic_hasher_update(hasher: ?*hash.Hasher, data: ?[*]const u8, len: u64) i32 {
     return toC(hasherUpdate(hasher, data, len));
 }
 fn hasherUpdate(hasher: ?*hash.Hasher, data: ?[*]const u8, len: u64) Error!void {
@@ -150,7 +150,7 @@ fn hasherUpdate(hasher: ?*hash.Hasher, data: ?[*]const u8, len: u64) Error!void 
     try h.update(try inputBytes(data, len));
 }
 
-export fn mic_hasher_final(hasher: ?*const hash.Hasher, digest_out: ?*[hash.digest_bytes]u8) i32 {
+pub export fn mic_hasher_final(hasher: ?*const hash.Hasher, digest_out: ?*[hash.digest_bytes]u8) i32 {
     return toC(hasherFinal(hasher, digest_out));
 }
 fn hasherFinal(hasher: ?*const hash.Hasher, digest_out: ?*[hash.digest_bytes]u8) Error!void {
@@ -159,7 +159,7 @@ fn hasherFinal(hasher: ?*const hash.Hasher, digest_out: ?*[hash.digest_bytes]u8)
     out.* = try h.final();
 }
 
-export fn mic_hasher_free(hasher: ?*hash.Hasher) i32 {
+pub export fn mic_hasher_free(hasher: ?*hash.Hasher) i32 {
     if (hasher) |h| allocator.destroy(h);
     return @intFromEnum(Status.ok);
 }
@@ -182,7 +182,7 @@ fn bloomOut(out: ?*?*Bloom, value: Bloom) Error!void {
     o.* = handle;
 }
 
-export fn mic_bloom_new(bits: u64, k: u32, bloom_out: ?*?*Bloom) i32 {
+pub export fn mic_bloom_new(bits: u64, k: u32, bloom_out: ?*?*Bloom) i32 {
     return toC(bloomNew(bits, k, bloom_out));
 }
 fn bloomNew(bits: u64, k: u32, bloom_out: ?*?*Bloom) Error!void {
@@ -190,7 +190,7 @@ fn bloomNew(bits: u64, k: u32, bloom_out: ?*?*Bloom) Error!void {
     try bloomOut(bloom_out, try Bloom.init(allocator, .{ .bits = bits, .k = @intCast(k) }));
 }
 
-export fn mic_bloom_new_for_items(expected_items: u64, fp_rate: f64, bloom_out: ?*?*Bloom) i32 {
+pub export fn mic_bloom_new_for_items(expected_items: u64, fp_rate: f64, bloom_out: ?*?*Bloom) i32 {
     return toC(bloomNewForItems(expected_items, fp_rate, bloom_out));
 }
 fn bloomNewForItems(expected_items: u64, fp_rate: f64, bloom_out: ?*?*Bloom) Error!void {
@@ -199,7 +199,7 @@ fn bloomNewForItems(expected_items: u64, fp_rate: f64, bloom_out: ?*?*Bloom) Err
     try bloomOut(bloom_out, try Bloom.init(allocator, geometry));
 }
 
-export fn mic_bloom_free(handle: ?*Bloom) i32 {
+pub export fn mic_bloom_free(handle: ?*Bloom) i32 {
     if (handle) |b| {
         b.deinit();
         allocator.destroy(b);
@@ -207,7 +207,7 @@ export fn mic_bloom_free(handle: ?*Bloom) i32 {
     return @intFromEnum(Status.ok);
 }
 
-export fn mic_bloom_geometry(handle: ?*const Bloom, bits_out: ?*u64, k_out: ?*u32) i32 {
+pub export fn mic_bloom_geometry(handle: ?*const Bloom, bits_out: ?*u64, k_out: ?*u32) i32 {
     const b = handle orelse return @intFromEnum(Status.invalid_handle);
     const bits = bits_out orelse return @intFromEnum(Status.invalid_argument);
     const k = k_out orelse return @intFromEnum(Status.invalid_argument);
@@ -228,7 +228,7 @@ fn oneKey(path: ?[*]const u8, len: u64) Error![]const u8 {
     return keyList(path, len, 1);
 }
 
-export fn mic_bloom_add(handle: ?*Bloom, path: ?[*]const u8, len: u64) i32 {
+pub export fn mic_bloom_add(handle: ?*Bloom, path: ?[*]const u8, len: u64) i32 {
     return toC(bloomAdd(handle, path, len));
 }
 fn bloomAdd(handle: ?*Bloom, path: ?[*]const u8, len: u64) Error!void {
@@ -236,7 +236,7 @@ fn bloomAdd(handle: ?*Bloom, path: ?[*]const u8, len: u64) Error!void {
     b.add(try oneKey(path, len));
 }
 
-export fn mic_bloom_add_many(handle: ?*Bloom, list: ?[*]const u8, len: u64, count: u64) i32 {
+pub export fn mic_bloom_add_many(handle: ?*Bloom, list: ?[*]const u8, len: u64, count: u64) i32 {
     return toC(bloomAddMany(handle, list, len, count));
 }
 fn bloomAddMany(handle: ?*Bloom, list: ?[*]const u8, len: u64, count: u64) Error!void {
@@ -244,7 +244,7 @@ fn bloomAddMany(handle: ?*Bloom, list: ?[*]const u8, len: u64, count: u64) Error
     b.addList(try keyList(list, len, count), count);
 }
 
-export fn mic_bloom_may_contain(handle: ?*const Bloom, path: ?[*]const u8, len: u64, result_out: ?*bool) i32 {
+pub export fn mic_bloom_may_contain(handle: ?*const Bloom, path: ?[*]const u8, len: u64, result_out: ?*bool) i32 {
     return toC(bloomMayContain(handle, path, len, result_out));
 }
 fn bloomMayContain(handle: ?*const Bloom, path: ?[*]const u8, len: u64, result_out: ?*bool) Error!void {
@@ -253,7 +253,7 @@ fn bloomMayContain(handle: ?*const Bloom, path: ?[*]const u8, len: u64, result_o
     out.* = b.mayContain(try oneKey(path, len));
 }
 
-export fn mic_bloom_may_contain_any(handle: ?*const Bloom, list: ?[*]const u8, len: u64, count: u64, result_out: ?*bool) i32 {
+pub export fn mic_bloom_may_contain_any(handle: ?*const Bloom, list: ?[*]const u8, len: u64, count: u64, result_out: ?*bool) i32 {
     return toC(bloomMayContainAny(handle, list, len, count, result_out));
 }
 fn bloomMayContainAny(handle: ?*const Bloom, list: ?[*]const u8, len: u64, count: u64, result_out: ?*bool) Error!void {
@@ -262,7 +262,7 @@ fn bloomMayContainAny(handle: ?*const Bloom, list: ?[*]const u8, len: u64, count
     out.* = b.mayContainAnyOf(try keyList(list, len, count), count);
 }
 
-export fn mic_bloom_intersects(a: ?*const Bloom, b: ?*const Bloom, result_out: ?*bool) i32 {
+pub export fn mic_bloom_intersects(a: ?*const Bloom, b: ?*const Bloom, result_out: ?*bool) i32 {
     return toC(bloomIntersects(a, b, result_out));
 }
 fn bloomIntersects(a: ?*const Bloom, b: ?*const Bloom, result_out: ?*bool) Error!void {
@@ -272,7 +272,7 @@ fn bloomIntersects(a: ?*const Bloom, b: ?*const Bloom, result_out: ?*bool) Error
     out.* = try left.intersects(right);
 }
 
-export fn mic_bloom_union(into: ?*Bloom, from: ?*const Bloom) i32 {
+pub export fn mic_bloom_union(into: ?*Bloom, from: ?*const Bloom) i32 {
     return toC(bloomUnion(into, from));
 }
 fn bloomUnion(into: ?*Bloom, from: ?*const Bloom) Error!void {
@@ -281,14 +281,14 @@ fn bloomUnion(into: ?*Bloom, from: ?*const Bloom) Error!void {
     try target.unionWith(source);
 }
 
-export fn mic_bloom_estimated_count(handle: ?*const Bloom, count_out: ?*f64) i32 {
+pub export fn mic_bloom_estimated_count(handle: ?*const Bloom, count_out: ?*f64) i32 {
     const b = handle orelse return @intFromEnum(Status.invalid_handle);
     const out = count_out orelse return @intFromEnum(Status.invalid_argument);
     out.* = b.estimatedCount();
     return @intFromEnum(Status.ok);
 }
 
-export fn mic_bloom_serialize(handle: ?*const Bloom, bytes_out: ?*Bytes) i32 {
+pub export fn mic_bloom_serialize(handle: ?*const Bloom, bytes_out: ?*Bytes) i32 {
     return toC(bloomSerialize(handle, bytes_out));
 }
 fn bloomSerialize(handle: ?*const Bloom, bytes_out: ?*Bytes) Error!void {
@@ -297,7 +297,7 @@ fn bloomSerialize(handle: ?*const Bloom, bytes_out: ?*Bytes) Error!void {
     bytesOut(out, try b.serialize(allocator));
 }
 
-export fn mic_bloom_deserialize(data: ?[*]const u8, len: u64, bloom_out: ?*?*Bloom) i32 {
+pub export fn mic_bloom_deserialize(data: ?[*]const u8, len: u64, bloom_out: ?*?*Bloom) i32 {
     return toC(bloomDeserialize(data, len, bloom_out));
 }
 fn bloomDeserialize(data: ?[*]const u8, len: u64, bloom_out: ?*?*Bloom) Error!void {
@@ -307,7 +307,7 @@ fn bloomDeserialize(data: ?[*]const u8, len: u64, bloom_out: ?*?*Bloom) Error!vo
 
 // ---- hybrid logical clock ----
 
-export fn mic_hlc_new(hlc_out: ?*?*hlc.Hlc) i32 {
+pub export fn mic_hlc_new(hlc_out: ?*?*hlc.Hlc) i32 {
     const out = hlc_out orelse return @intFromEnum(Status.invalid_argument);
     const clock = allocator.create(hlc.Hlc) catch return @intFromEnum(Status.out_of_memory);
     clock.* = .{};
@@ -315,16 +315,16 @@ export fn mic_hlc_new(hlc_out: ?*?*hlc.Hlc) i32 {
     return @intFromEnum(Status.ok);
 }
 
-export fn mic_hlc_free(clock: ?*hlc.Hlc) i32 {
+pub export fn mic_hlc_free(clock: ?*hlc.Hlc) i32 {
     if (clock) |c| allocator.destroy(c);
     return @intFromEnum(Status.ok);
 }
 
-export fn mic_hlc_now(clock: ?*hlc.Hlc, wall_ms: u64, hlc_out: ?*u64) i32 {
+pub export fn mic_hlc_now(clock: ?*hlc.Hlc, wall_ms: u64, hlc_out: ?*u64) i32 {
     return toC(hlcAdvance(clock, null, wall_ms, hlc_out));
 }
 
-export fn mic_hlc_update(clock: ?*hlc.Hlc, remote: u64, wall_ms: u64, hlc_out: ?*u64) i32 {
+pub export fn mic_hlc_update(clock: ?*hlc.Hlc, remote: u64, wall_ms: u64, hlc_out: ?*u64) i32 {
     return toC(hlcAdvance(clock, remote, wall_ms, hlc_out));
 }
 fn hlcAdvance(clock: ?*hlc.Hlc, remote: ?u64, wall_ms: u64, hlc_out: ?*u64) Error!void {
@@ -335,14 +335,14 @@ fn hlcAdvance(clock: ?*hlc.Hlc, remote: ?u64, wall_ms: u64, hlc_out: ?*u64) Erro
 
 // ---- codecs ----
 
-export fn mic_head_encode(head: ?*const codec.Head, bytes_out: ?*[codec.head_bytes]u8) i32 {
+pub export fn mic_head_encode(head: ?*const codec.Head, bytes_out: ?*[codec.head_bytes]u8) i32 {
     const h = head orelse return @intFromEnum(Status.invalid_argument);
     const out = bytes_out orelse return @intFromEnum(Status.invalid_argument);
     codec.encodeHead(h.*, out);
     return @intFromEnum(Status.ok);
 }
 
-export fn mic_head_decode(data: ?[*]const u8, len: u64, head_out: ?*codec.Head) i32 {
+pub export fn mic_head_decode(data: ?[*]const u8, len: u64, head_out: ?*codec.Head) i32 {
     return toC(headDecode(data, len, head_out));
 }
 fn headDecode(data: ?[*]const u8, len: u64, head_out: ?*codec.Head) Error!void {
@@ -375,22 +375,22 @@ fn decodeWith(
     out.* = try decode(try inputBytes(data, len));
 }
 
-export fn mic_rollup_encode(fields: ?*const codec.RollupFields, buffer: ?[*]const u8, len: u64, bytes_out: ?*Bytes) i32 {
+pub export fn mic_rollup_encode(fields: ?*const codec.RollupFields, buffer: ?[*]const u8, len: u64, bytes_out: ?*Bytes) i32 {
     return toC(encodeWith(codec.RollupFields, codec.encodeRollup, fields, buffer, len, bytes_out));
 }
-export fn mic_rollup_decode(data: ?[*]const u8, len: u64, fields_out: ?*codec.RollupFields) i32 {
+pub export fn mic_rollup_decode(data: ?[*]const u8, len: u64, fields_out: ?*codec.RollupFields) i32 {
     return toC(decodeWith(codec.RollupFields, codec.decodeRollup, data, len, fields_out));
 }
-export fn mic_landing_encode(fields: ?*const codec.LandingFields, buffer: ?[*]const u8, len: u64, bytes_out: ?*Bytes) i32 {
+pub export fn mic_landing_encode(fields: ?*const codec.LandingFields, buffer: ?[*]const u8, len: u64, bytes_out: ?*Bytes) i32 {
     return toC(encodeWith(codec.LandingFields, codec.encodeLanding, fields, buffer, len, bytes_out));
 }
-export fn mic_landing_decode(data: ?[*]const u8, len: u64, fields_out: ?*codec.LandingFields) i32 {
+pub export fn mic_landing_decode(data: ?[*]const u8, len: u64, fields_out: ?*codec.LandingFields) i32 {
     return toC(decodeWith(codec.LandingFields, codec.decodeLanding, data, len, fields_out));
 }
-export fn mic_session_encode(fields: ?*const codec.SessionFields, buffer: ?[*]const u8, len: u64, bytes_out: ?*Bytes) i32 {
+pub export fn mic_session_encode(fields: ?*const codec.SessionFields, buffer: ?[*]const u8, len: u64, bytes_out: ?*Bytes) i32 {
     return toC(encodeWith(codec.SessionFields, codec.encodeSession, fields, buffer, len, bytes_out));
 }
-export fn mic_session_decode(data: ?[*]const u8, len: u64, fields_out: ?*codec.SessionFields) i32 {
+pub export fn mic_session_decode(data: ?[*]const u8, len: u64, fields_out: ?*codec.SessionFields) i32 {
     return toC(decodeWith(codec.SessionFields, codec.decodeSession, data, len, fields_out));
 }
 
@@ -454,7 +454,7 @@ fn treeBytesOut(list: *std.ArrayList(u8), out: *Bytes) TreeCallError!void {
     bytesOut(out, try list.toOwnedSlice(allocator));
 }
 
-export fn mic_tree_new(load: ?TreeLoadFn, ctx: ?*anyopaque, tree_out: ?*?*TreeHandle) i32 {
+pub export fn mic_tree_new(load: ?TreeLoadFn, ctx: ?*anyopaque, tree_out: ?*?*TreeHandle) i32 {
     return treeToC(treeNew(load, ctx, tree_out));
 }
 fn treeNew(load: ?TreeLoadFn, ctx: ?*anyopaque, tree_out: ?*?*TreeHandle) TreeCallError!void {
@@ -469,18 +469,18 @@ fn treeNew(load: ?TreeLoadFn, ctx: ?*anyopaque, tree_out: ?*?*TreeHandle) TreeCa
     out.* = handle;
 }
 
-export fn mic_tree_free(handle: ?*TreeHandle) i32 {
+pub export fn mic_tree_free(handle: ?*TreeHandle) i32 {
     if (handle) |h| allocator.destroy(h);
     return @intFromEnum(Status.ok);
 }
 
-export fn mic_tree_empty_hash(hash_out: ?*[32]u8) i32 {
+pub export fn mic_tree_empty_hash(hash_out: ?*[32]u8) i32 {
     const out = hash_out orelse return @intFromEnum(Status.invalid_argument);
     out.* = tree.Tree.emptyHash();
     return @intFromEnum(Status.ok);
 }
 
-export fn mic_tree_node_check(data: ?[*]const u8, len: u64, level_out: ?*u8, entries_out: ?*u32) i32 {
+pub export fn mic_tree_node_check(data: ?[*]const u8, len: u64, level_out: ?*u8, entries_out: ?*u32) i32 {
     return treeToC(treeNodeCheck(data, len, level_out, entries_out));
 }
 fn treeNodeCheck(data: ?[*]const u8, len: u64, level_out: ?*u8, entries_out: ?*u32) TreeCallError!void {
@@ -491,7 +491,7 @@ fn treeNodeCheck(data: ?[*]const u8, len: u64, level_out: ?*u8, entries_out: ?*u
     if (entries_out) |out| out.* = @intCast(node.entries.len);
 }
 
-export fn mic_tree_build(handle: ?*TreeHandle, entries: ?[*]const u8, entries_len: u64, root_out: ?*[32]u8, nodes_out: ?*Bytes) i32 {
+pub export fn mic_tree_build(handle: ?*TreeHandle, entries: ?[*]const u8, entries_len: u64, root_out: ?*[32]u8, nodes_out: ?*Bytes) i32 {
     return treeToC(treeBuild(handle, entries, entries_len, root_out, nodes_out));
 }
 fn treeBuild(handle: ?*TreeHandle, entries: ?[*]const u8, entries_len: u64, root_out: ?*[32]u8, nodes_out: ?*Bytes) TreeCallError!void {
@@ -504,7 +504,7 @@ fn treeBuild(handle: ?*TreeHandle, entries: ?[*]const u8, entries_len: u64, root
     try treeBytesOut(&nodes, out);
 }
 
-export fn mic_tree_apply(handle: ?*TreeHandle, root: ?*const [32]u8, edits: ?[*]const u8, edits_len: u64, root_out: ?*[32]u8, nodes_out: ?*Bytes) i32 {
+pub export fn mic_tree_apply(handle: ?*TreeHandle, root: ?*const [32]u8, edits: ?[*]const u8, edits_len: u64, root_out: ?*[32]u8, nodes_out: ?*Bytes) i32 {
     return treeToC(treeApply(handle, root, edits, edits_len, root_out, nodes_out));
 }
 fn treeApply(handle: ?*TreeHandle, root: ?*const [32]u8, edits: ?[*]const u8, edits_len: u64, root_out: ?*[32]u8, nodes_out: ?*Bytes) TreeCallError!void {
@@ -518,7 +518,7 @@ fn treeApply(handle: ?*TreeHandle, root: ?*const [32]u8, edits: ?[*]const u8, ed
     try treeBytesOut(&nodes, out);
 }
 
-export fn mic_tree_lookup(handle: ?*TreeHandle, root: ?*const [32]u8, path: ?[*]const u8, path_len: u64, found_out: ?*bool, blob_hash_out: ?*[32]u8, mode_out: ?*u8, size_out: ?*u64) i32 {
+pub export fn mic_tree_lookup(handle: ?*TreeHandle, root: ?*const [32]u8, path: ?[*]const u8, path_len: u64, found_out: ?*bool, blob_hash_out: ?*[32]u8, mode_out: ?*u8, size_out: ?*u64) i32 {
     return treeToC(treeLookup(handle, root, path, path_len, found_out, blob_hash_out, mode_out, size_out));
 }
 fn treeLookup(handle: ?*TreeHandle, root: ?*const [32]u8, path: ?[*]const u8, path_len: u64, found_out: ?*bool, blob_hash_out: ?*[32]u8, mode_out: ?*u8, size_out: ?*u64) TreeCallError!void {
@@ -541,7 +541,7 @@ fn treeLookup(handle: ?*TreeHandle, root: ?*const [32]u8, path: ?[*]const u8, pa
     }
 }
 
-export fn mic_tree_list(
+pub export fn mic_tree_list(
     handle: ?*TreeHandle,
     root: ?*const [32]u8,
     prefix: ?[*]const u8,
@@ -579,7 +579,7 @@ fn treeList(
     try treeBytesOut(&entries, out);
 }
 
-export fn mic_tree_diff(handle: ?*TreeHandle, old_root: ?*const [32]u8, new_root: ?*const [32]u8, changes_out: ?*Bytes, nodes_read_out: ?*u64) i32 {
+pub export fn mic_tree_diff(handle: ?*TreeHandle, old_root: ?*const [32]u8, new_root: ?*const [32]u8, changes_out: ?*Bytes, nodes_read_out: ?*u64) i32 {
     return treeToC(treeDiff(handle, old_root, new_root, changes_out, nodes_read_out));
 }
 fn treeDiff(handle: ?*TreeHandle, old_root: ?*const [32]u8, new_root: ?*const [32]u8, changes_out: ?*Bytes, nodes_read_out: ?*u64) TreeCallError!void {
@@ -594,7 +594,7 @@ fn treeDiff(handle: ?*TreeHandle, old_root: ?*const [32]u8, new_root: ?*const [3
     try treeBytesOut(&changes, out);
 }
 
-export fn mic_tree_stats(handle: ?*TreeHandle, root: ?*const [32]u8, count_out: ?*u64, size_bytes_out: ?*u64) i32 {
+pub export fn mic_tree_stats(handle: ?*TreeHandle, root: ?*const [32]u8, count_out: ?*u64, size_bytes_out: ?*u64) i32 {
     return treeToC(treeStats(handle, root, count_out, size_bytes_out));
 }
 fn treeStats(handle: ?*TreeHandle, root: ?*const [32]u8, count_out: ?*u64, size_bytes_out: ?*u64) TreeCallError!void {
