@@ -147,20 +147,6 @@ def test_list_sorted_with_prefix_start_after_limit(store: Any) -> None:
     assert store.list("nothing/") == []
 
 
-def test_list_pages_past_a_thousand(store: Any) -> None:
-    # S3 returns at most 1000 keys a page; the store must follow continuations.
-    # Unconditional small puts through one client keep this quick on moto.
-    count = 1005
-    for i in range(count):
-        store.put(keys.log("p", i + 1), b"")
-    listed = store.list(keys.log_prefix("p"))
-    assert len(listed) == count
-    assert listed == sorted(listed)
-    assert store.list(keys.log_prefix("p"), start_after=keys.log("p", 1000)) == [
-        keys.log("p", n) for n in range(1001, 1006)
-    ]
-
-
 def test_put_file_streams_exact_size(store: Any) -> None:
     data = bytes(range(256)) * 4096  # 1 MiB
     etag = store.put_file(BLOB, io.BytesIO(data), len(data), if_none_match=True)

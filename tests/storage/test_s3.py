@@ -17,6 +17,7 @@ from micforge.storage import (
     PreconditionFailed,
     S3Store,
     StoreError,
+    keys,
     open_backend,
     open_store,
 )
@@ -85,3 +86,17 @@ def test_open_store_by_url(tmp_path: Path, s3_store: S3Store, moto_endpoint: str
     for bad in ["http://x", "s3:///nobucket", "file://host/path", "file:relative", "s3://b/p?x=1"]:
         with pytest.raises(ValueError):
             open_backend(bad, config)
+
+
+def test_list_pages_past_a_thousand(s3_store: S3Store) -> None:
+    # S3 returns at most 1000 keys a page; the store must follow continuations.
+    count = 1005
+    for i in range(count):
+        s3_store.put(keys.log("p", i + 1), b"")
+    listed = s3_store.list(keys.log_prefix("p"))
+    assert len(listed) == count
+    assert listed == sorted(listed)
+    assert s3_store.list(keys.log_prefix("p"), limit=1002) == listed[:1002]
+    assert s3_store.list(keys.log_prefix("p"), start_after=keys.log("p", 1000)) == [
+        keys.log("p", n) for n in range(1001, 1006)
+    ]
