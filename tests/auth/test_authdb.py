@@ -366,3 +366,29 @@ def test_sqlite_and_postgres_instances_coexist(tmp_path, postgres_url: str) -> N
         _, secret = lite.create_token(lite_user.id, "laptop")
         with pytest.raises(Unauthorized):
             pg.verify_token(secret)
+
+
+@pytest.mark.parametrize("bad", ["u_\x00", "x" * 1000, "", 7, None])
+def test_impossible_ids_are_not_found_not_crashes(auth_db: AuthDB, bad: object) -> None:
+    # PostgreSQL refuses NUL bytes in text: such ids must not reach it.
+    owner = auth_db.create_user("owner@example.org")
+    auth_db.create_project("acme", owner.id)
+    for call in (
+        lambda: auth_db.get_user(bad),
+        lambda: auth_db.create_token(bad, "laptop"),
+        lambda: auth_db.revoke_token(None, bad),
+        lambda: auth_db.set_role("acme", bad, Role.READ),
+        lambda: auth_db.remove_member("acme", bad),
+        lambda: auth_db.check_permission("acme", bad, Role.READ),
+        lambda: auth_db.create_project("other", bad),
+    ):
+        with pytest.raises(NotFound):
+            call()
+    assert auth_db.role_of("acme", bad) is None
+    assert auth_db.list_projects(bad) == []
+    with pytest.raises((NotFound, InvalidRequest)):
+        auth_db.find_user(bad)
+    with pytest.raises(InvalidRequest):
+        auth_db.create_user("nul\x00@example.org")
+    with pytest.raises(Unauthorized):
+        auth_db.check_password("nul\x00@example.org", "password1")

@@ -64,7 +64,7 @@ PASSWORD_MAX_CHARS = 1024
 TOKEN_NAME_MAX_CHARS = 200
 TOKEN_EXPIRES_IN_DAYS_MAX = 3650
 DAY_MS = 86_400_000
-_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_EMAIL_RE = re.compile(r"[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+")
 
 
 class Role(IntEnum):
@@ -123,6 +123,15 @@ class Member:
 
 def _to_datetime(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _key(value: object) -> str:
+    """A value safe to look up by: ids and emails that cannot exist (not a
+    string, too long, a NUL byte that PostgreSQL refuses) become "", which
+    matches no row, so the caller answers NotFound instead of crashing."""
+    if not isinstance(value, str) or len(value) > EMAIL_MAX_CHARS or "\x00" in value:
+        return ""
+    return value
 
 
 def _redact(url: str) -> str:
@@ -347,7 +356,7 @@ class AuthDB:
     def get_user(self, user_id: str) -> User:
         user_row = self._models.user
         with self._session():
-            row = user_row.get_or_none(user_row.id == str(user_id))
+            row = user_row.get_or_none(user_row.id == _key(user_id))
         if row is None:
             raise NotFound(f"no user {user_id!r:.80}")
         return User(id=row.id, email=row.email)
@@ -358,7 +367,7 @@ class AuthDB:
             raise InvalidRequest("email must be a string")
         user_row = self._models.user
         with self._session():
-            row = user_row.get_or_none(user_row.email == email.lower())
+            row = user_row.get_or_none(user_row.email == _key(email).lower())
         if row is None:
             raise NotFound(f"no user with email {email!r:.80}")
         return User(id=row.id, email=row.email)
@@ -373,7 +382,7 @@ class AuthDB:
         """The user if the password matches; Unauthorized otherwise (same time either way)."""
         user_row = self._models.user
         with self._session():
-            row = user_row.get_or_none(user_row.email == str(email).lower())
+            row = user_row.get_or_none(user_row.email == _key(email).lower())
         stored = row.password_hash if row is not None else None
         if not credentials.verify_password(str(password), stored, self._scrypt) or row is None:
             raise Unauthorized("wrong email or password")
@@ -434,7 +443,7 @@ class AuthDB:
 
     def _require_user(self, user_id: str) -> None:
         user_row = self._models.user
-        if not user_row.select().where(user_row.id == str(user_id)).exists():
+        if not user_row.select().where(user_row.id == _key(user_id)).exists():
             raise NotFound(f"no user {user_id!r:.80}")
 
     def list_tokens(self, user_id: str) -> list[TokenInfo]:
@@ -444,7 +453,7 @@ class AuthDB:
             self._require_user(user_id)
             rows = list(
                 token_row.select()
-                .where((token_row.user == str(user_id)) & token_row.revoked_at.is_null())
+                .where((token_row.user == _key(user_id)) & token_row.revoked_at.is_null())
                 .order_by(token_row.created_at, token_row.id)
             )
         return [self._token_info(r) for r in rows]
@@ -452,7 +461,7 @@ class AuthDB:
     def get_token(self, token_id: str) -> TokenInfo:
         token_row = self._models.token
         with self._session():
-            row = token_row.get_or_none(token_row.id == str(token_id))
+            row = token_row.get_or_none(token_row.id == _key(token_id))
         if row is None:
             raise NotFound(f"no token {token_id!r:.80}")
         return self._token_info(row)
@@ -466,7 +475,7 @@ class AuthDB:
         """
         token_row = self._models.token
         with self._session(), write_transaction(self._db):
-            row = token_row.get_or_none(token_row.id == str(token_id))
+            row = token_row.get_or_none(token_row.id == _key(token_id))
             if row is None or (user_id is not None and row.user_id != user_id):
                 raise NotFound(f"no token {token_id!r:.80}")
             token_row.update(revoked_at=self._now_ms()).where(
@@ -564,7 +573,7 @@ class AuthDB:
             rows = list(
                 project_row.select()
                 .join(permission_row)
-                .where(permission_row.user == str(user_id))
+                .where(permission_row.user == _key(user_id))
                 .order_by(project_row.id)
             )
         return [
@@ -620,7 +629,7 @@ class AuthDB:
             self._require_project(project_id, lock=True)
             self._require_user(user_id)
             current = permission_row.get_or_none(
-                (permission_row.project == project_id) & (permission_row.user == user_id)
+                (permission_row.project == project_id) & (permission_row.user == _key(user_id))
             )
             if current is None:
                 permission_row.insert(project=project_id, user=user_id, role=int(role)).execute()
@@ -632,7 +641,7 @@ class AuthDB:
             ):
                 raise InvalidRequest(f"cannot demote the last owner of project {project_id}")
             permission_row.update(role=int(role)).where(
-                (permission_row.project == project_id) & (permission_row.user == user_id)
+                (permission_row.project == project_id) & (permission_row.user == _key(user_id))
             ).execute()
 
     def remove_member(self, project_id: str, user_id: str) -> None:
@@ -643,14 +652,14 @@ class AuthDB:
         with self._session(), write_transaction(self._db):
             self._require_project(project_id, lock=True)
             current = permission_row.get_or_none(
-                (permission_row.project == project_id) & (permission_row.user == str(user_id))
+                (permission_row.project == project_id) & (permission_row.user == _key(user_id))
             )
             if current is None:
                 raise NotFound(f"user {user_id!r:.80} has no role on project {project_id}")
             if current.role == Role.OWNER and self._owner_count(project_id) <= 1:
                 raise InvalidRequest(f"cannot remove the last owner of project {project_id}")
             permission_row.delete().where(
-                (permission_row.project == project_id) & (permission_row.user == str(user_id))
+                (permission_row.project == project_id) & (permission_row.user == _key(user_id))
             ).execute()
 
     def role_of(self, project_id: str, user_id: str) -> Role | None:
@@ -661,7 +670,7 @@ class AuthDB:
             row = (
                 permission_row.select(permission_row.role)
                 .where(
-                    (permission_row.project == project_id) & (permission_row.user == str(user_id))
+                    (permission_row.project == project_id) & (permission_row.user == _key(user_id))
                 )
                 .first()
             )
