@@ -35,7 +35,9 @@ def build(tree: Tree, store: NodeStore, entries: list[TreeEntry]) -> bytes:
 
 
 def test_empty_tree_hash_is_pinned_and_needs_no_store(tree: Tree, store: NodeStore) -> None:
-    assert EMPTY_TREE_HASH.hex() == "9d64d302ad451434581da742bc366d3e62995cd10a6416e91717537ce5932c36"
+    assert (
+        EMPTY_TREE_HASH.hex() == "9d64d302ad451434581da742bc366d3e62995cd10a6416e91717537ce5932c36"
+    )
     # An independent encoding (docs/formats.md): magic, version, level 0, count 0.
     assert blake3(b"tree\x00" + b"MICT\x01\x00\x00\x00") == EMPTY_TREE_HASH
     assert tree.build([])[0] == EMPTY_TREE_HASH
@@ -49,7 +51,8 @@ def test_fixed_tree_root_is_pinned_and_matches_an_independent_encoder(tree: Tree
     # Same entries as the Zig golden test in zig/tree.zig.
     paths = ["README.md", "a", "a.b", "a/b", "src/main.zig", "été"]
     entries = [
-        TreeEntry(p, bytes([i]) + b"\x01" * 31, MODE_FILE, len(p.encode())) for i, p in enumerate(paths)
+        TreeEntry(p, bytes([i]) + b"\x01" * 31, MODE_FILE, len(p.encode()))
+        for i, p in enumerate(paths)
     ]
     root, nodes = tree.build(entries)
     assert root.hex() == "f9ee7aa653f43b6c8227c6556298346ffd95e0610ccd2cda263ad33bef9cea54"
@@ -61,10 +64,14 @@ def test_fixed_tree_root_is_pinned_and_matches_an_independent_encoder(tree: Tree
     assert blake3(b"tree\x00" + body) == root
 
 
-def test_deleting_absent_paths_and_rewriting_same_content_are_no_ops(tree: Tree, store: NodeStore) -> None:
+def test_deleting_absent_paths_and_rewriting_same_content_are_no_ops(
+    tree: Tree, store: NodeStore
+) -> None:
     entries = entries_for([f"dir/{i:05d}" for i in range(5_000)])
     root = build(tree, store, entries)
-    same, nodes = tree.apply(root, [TreeEdit("nope", None), TreeEdit("dir/99999", None), TreeEdit("0", None)])
+    same, nodes = tree.apply(
+        root, [TreeEdit("nope", None), TreeEdit("dir/99999", None), TreeEdit("0", None)]
+    )
     assert (same, nodes) == (root, [])
     e = entries[2_500]
     same, nodes = tree.apply(root, [TreeEdit(e.path, e.blob_hash, e.mode, e.size)])
@@ -88,7 +95,10 @@ def test_paths_that_are_prefixes_of_each_other(tree: Tree, store: NodeStore) -> 
     root2, nodes = tree.apply(root, [TreeEdit("a", None), TreeEdit("a/b/c", None)])
     store.put_all(nodes)
     assert [e.path for e in tree.list(root2, "a")] == ["a-", "a.b", "a/b", "ab"]
-    assert [(c.path, c.change) for c in tree.diff(root, root2)] == [("a", "deleted"), ("a/b/c", "deleted")]
+    assert [(c.path, c.change) for c in tree.diff(root, root2)] == [
+        ("a", "deleted"),
+        ("a/b/c", "deleted"),
+    ]
 
 
 def test_4096_byte_paths(tree: Tree, store: NodeStore) -> None:
@@ -99,7 +109,9 @@ def test_4096_byte_paths(tree: Tree, store: NodeStore) -> None:
     store.put_all(nodes)
     assert all(len(data) <= NODE_BYTES_MAX for _, data in nodes)
     assert len(nodes) > 10  # the byte cap split them
-    assert tree.lookup(root, long_paths[123]) == next(e for e in entries if e.path == long_paths[123])
+    assert tree.lookup(root, long_paths[123]) == next(
+        e for e in entries if e.path == long_paths[123]
+    )
     # Incremental edits on long keys still equal a fresh build.
     extra = "d/" + "y" * (PATH_BYTES_MAX - 2)
     e0 = entries[0]
@@ -145,7 +157,9 @@ def test_delete_everything_gives_the_empty_tree(tree: Tree, store: NodeStore) ->
     empty, _ = tree.apply(root, [TreeEdit(e.path, None) for e in entries])
     assert empty == EMPTY_TREE_HASH
     # And back: one apply of all writes equals the build.
-    again, nodes = tree.apply(EMPTY_TREE_HASH, [TreeEdit(e.path, e.blob_hash, e.mode, e.size) for e in entries])
+    again, nodes = tree.apply(
+        EMPTY_TREE_HASH, [TreeEdit(e.path, e.blob_hash, e.mode, e.size) for e in entries]
+    )
     assert again == root
 
 
@@ -198,7 +212,8 @@ def test_corrupt_stored_node_is_reported(tree: Tree, store: NodeStore) -> None:
     # Replace a leaf with a valid but different node under the leaf's name.
     leaf_hash = next(h for h, data in store.nodes.items() if data[5] == 0 and h != root)
     store.nodes[leaf_hash] = b"MICT\x01\x00\x00\x00"
-    checking = Tree(lambda h: store.nodes[h])  # no re-hash in this loader: the library must catch it
+    # No re-hash in this loader: the library itself must catch the mismatch.
+    checking = Tree(lambda h: store.nodes[h])
     with pytest.raises(Corrupt):
         [checking.lookup(root, f"f{i:05d}") for i in range(3_000)]
     with pytest.raises(Corrupt):

@@ -42,7 +42,9 @@ def edit(path: str, value: Value | None) -> TreeEdit:
 
 
 def build(tree: Tree, store: NodeStore, model: dict[str, Value]) -> bytes:
-    root, nodes = tree.build(entry(p, v) for p, v in sorted(model.items(), key=lambda kv: kv[0].encode()))
+    root, nodes = tree.build(
+        entry(p, v) for p, v in sorted(model.items(), key=lambda kv: kv[0].encode())
+    )
     store.put_all(nodes)
     return root
 
@@ -51,7 +53,9 @@ def base_model(density: int) -> dict[str, Value]:
     return {f"p{i:05d}": (i % 256, i % 3) for i in range(BASE_SIZE) if i % density}
 
 
-def apply_batches(tree: Tree, store: NodeStore, root: bytes, batches: list[dict[str, Value | None]]) -> bytes:
+def apply_batches(
+    tree: Tree, store: NodeStore, root: bytes, batches: list[dict[str, Value | None]]
+) -> bytes:
     for batch in batches:
         root, nodes = tree.apply(root, [edit(p, v) for p, v in batch.items()])
         store.put_all(nodes)
@@ -163,9 +167,7 @@ def test_lookup_list_and_diff_agree_with_a_dict(
         if old == new:
             continue
         kind = "added" if old is None else "deleted" if new is None else "modified"
-        expected_changes.append(
-            (path, kind, old and entry(path, old), new and entry(path, new))
-        )
+        expected_changes.append((path, kind, old and entry(path, old), new and entry(path, new)))
     got = [(c.path, c.change, c.old, c.new) for c in tree.diff(old_root, new_root)]
     assert got == expected_changes
     reverse = [(c.path, c.change) for c in tree.diff(new_root, old_root)]

@@ -255,12 +255,16 @@ class Tree:
         self._call("Tree.build", lib.mic_tree_build, data, len(data), root, out)
         return bytes(root), _decode_nodes(take_bytes(out))
 
-    def apply(self, root: bytes, edits: Sequence[TreeEdit]) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    def apply(
+        self, root: bytes, edits: Sequence[TreeEdit]
+    ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
         """``root`` with ``edits`` applied (any order, one per path) and the new nodes."""
         data = _encode_edits(edits)
         new_root = ffi.new("uint8_t[32]")
         out = ffi.new("mic_bytes *")
-        self._call("Tree.apply", lib.mic_tree_apply, _root_bytes(root), data, len(data), new_root, out)
+        self._call(
+            "Tree.apply", lib.mic_tree_apply, _root_bytes(root), data, len(data), new_root, out
+        )
         return bytes(new_root), _decode_nodes(take_bytes(out))
 
     def lookup(self, root: bytes, path: str) -> TreeEntry | None:
@@ -269,7 +273,17 @@ class Tree:
         blob_hash = ffi.new("uint8_t[32]")
         mode = ffi.new("uint8_t *")
         size = ffi.new("uint64_t *")
-        self._call("Tree.lookup", lib.mic_tree_lookup, _root_bytes(root), key, len(key), found, blob_hash, mode, size)
+        self._call(
+            "Tree.lookup",
+            lib.mic_tree_lookup,
+            _root_bytes(root),
+            key,
+            len(key),
+            found,
+            blob_hash,
+            mode,
+            size,
+        )
         return TreeEntry(path, bytes(blob_hash), mode[0], size[0]) if found[0] else None
 
     def list(
@@ -303,7 +317,9 @@ class Tree:
         are skipped by hash, so nearby trees cost O(changes · depth) node reads."""
         out = ffi.new("mic_bytes *")
         reads = ffi.new("uint64_t *")
-        self._call("Tree.diff", lib.mic_tree_diff, _root_bytes(old_root), _root_bytes(new_root), out, reads)
+        self._call(
+            "Tree.diff", lib.mic_tree_diff, _root_bytes(old_root), _root_bytes(new_root), out, reads
+        )
         return _decode_changes(take_bytes(out))
 
     def stats(self, root: bytes) -> tuple[int, int]:
@@ -312,4 +328,3 @@ class Tree:
         size = ffi.new("uint64_t *")
         self._call("Tree.stats", lib.mic_tree_stats, _root_bytes(root), count, size)
         return count[0], size[0]
-
