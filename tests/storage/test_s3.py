@@ -100,3 +100,38 @@ def test_list_pages_past_a_thousand(s3_store: S3Store) -> None:
     assert s3_store.list(keys.log_prefix("p"), start_after=keys.log("p", 1000)) == [
         keys.log("p", n) for n in range(1001, 1006)
     ]
+
+
+def test_endpoint_region_credentials_from_standard_aws_variables(
+    s3_store: S3Store, moto_endpoint: str, tmp_path: Path
+) -> None:
+    """With no endpoint in Config, boto3's chain (AWS_ENDPOINT_URL, ...) is used.
+
+    Runs in a child process so the environment is set without touching ours.
+    """
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "from micforge.config import Config\n"
+        "from micforge.storage import open_backend\n"
+        f"store = open_backend('s3://{s3_store.bucket}/env', Config(data_dir={str(tmp_path)!r}))\n"
+        "store.put('k', b'via env')\n"
+        "print(store.get('k')[0].decode())\n"
+    )
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "MICFORGE_"))
+    }
+    env.update(
+        AWS_ENDPOINT_URL=moto_endpoint,
+        AWS_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="from-env",
+        AWS_SECRET_ACCESS_KEY="from-env",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "via env"
+    assert s3_store.get("env/k")[0] == b"via env"
