@@ -257,7 +257,8 @@ def decode_landing(data: bytes) -> LandingRecord:
 def landing_bloom(data: bytes) -> Bloom:
     """The bloom stored in an encoded landing record (for building rollups)."""
     data = _as_bytes(data)
-    span = _decode_landing_fields(data).bloom  # type: ignore[attr-defined]
+    fields = _decode_landing_fields(data)  # keep alive: `span` points into it
+    span = fields.bloom  # type: ignore[attr-defined]
     return Bloom.from_bytes(data[span.offset : span.offset + span.len])
 
 
@@ -396,5 +397,6 @@ def _entries(data: bytes, lens_at: int, text_at: int, count: int) -> list[str]:
 def session_bloom(data: bytes) -> Bloom:
     """The bloom of the operation paths stored in an encoded session."""
     data = _as_bytes(data)
-    span = _decode_session_fields(data).bloom  # type: ignore[attr-defined]
+    fields = _decode_session_fields(data)  # keep alive: `span` points into it
+    span = fields.bloom  # type: ignore[attr-defined]
     return Bloom.from_bytes(data[span.offset : span.offset + span.len])

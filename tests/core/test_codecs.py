@@ -1,0 +1,281 @@
+"""Codec round trips (hypothesis), golden bytes, rejections, and a cross-check
+against the independent pure-Python implementation in tests/core/pyref.py."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from micforge import core
+from micforge.core import (
+    Decision,
+    Head,
+    LandingRecord,
+    Message,
+    Operation,
+    Rollup,
+    SessionRecord,
+)
+from tests.core import pyref
+
+u64 = st.integers(0, (1 << 64) - 1)
+hash32 = st.binary(min_size=32, max_size=32)
+text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
+segment = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="/\0"), min_size=1, max_size=12
+).filter(lambda s: s not in (".", ".."))
+path = (
+    st.lists(segment, min_size=1, max_size=4)
+    .map("/".join)
+    .filter(lambda p: len(p.encode()) <= 4096)
+)
+sorted_paths = st.lists(path, unique=True, max_size=30).map(
+    lambda ps: sorted(ps, key=lambda p: p.encode())
+)
+
+
+@st.composite
+def operations(draw: st.DrawFn) -> list[Operation]:
+    ops = []
+    for p in draw(sorted_paths):
+        if draw(st.booleans()):
+            ops.append(
+                Operation(
+                    core.OP_WRITE, p, draw(hash32), draw(st.sampled_from([0, 1, 2])), draw(u64)
+                )
+            )
+        else:
+            ops.append(Operation(core.OP_DELETE, p, None, core.MODE_FILE, 0))
+    return ops
+
+
+sessions = st.builds(
+    SessionRecord,
+    id=st.binary(min_size=16, max_size=16),
+    state=st.sampled_from([0, 1, 2, 3]),
+    base_position=u64,
+    landed_position=u64,
+    attempt_position=u64,
+    owner=st.text(max_size=40).filter(lambda s: "\ud800" > s or True).filter(lambda s: _utf8_ok(s)),
+    goal=text.filter(lambda s: _utf8_ok(s)),
+    created_at=u64,
+    updated_at=u64,
+    operations=operations(),
+    decisions=st.lists(st.builds(Decision, content=text, at=u64), max_size=5),
+    conversation=st.lists(
+        st.builds(Message, role=st.sampled_from([0, 1, 2]), content=text, at=u64), max_size=5
+    ),
+    conflict_paths=sorted_paths,
+)
+
+
+def _utf8_ok(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+landings = st.builds(
+    LandingRecord,
+    position=st.integers(1, (1 << 64) - 1),
+    session_id=st.binary(min_size=16, max_size=16),
+    parent_tree=hash32,
+    tree_hash=hash32,
+    hlc=u64,
+    author=text,
+    goal=text,
+    paths=sorted_paths,
+)
+
+
+@settings(deadline=None)
+@given(position=u64, tree_hash=hash32, hlc=u64)
+def test_head_round_trip(position: int, tree_hash: bytes, hlc: int) -> None:
+    head = Head(position, tree_hash, hlc)
+    data = core.encode_head(head)
+    assert len(data) == core.HEAD_BYTES == 56
+    assert data == b"MICH\x01\0\0\0" + struct.pack("<Q32sQ", position, tree_hash, hlc)
+    assert core.decode_head(data) == head
+
+
+@settings(max_examples=150, deadline=None)
+@given(sessions)
+def test_session_round_trip_and_bloom(session: SessionRecord) -> None:
+    data = core.encode_session(session)
+    assert core.decode_session(data) == session
+    bloom = core.session_bloom(data)
+    assert (bloom.bits, bloom.k) == (core.LANDING_BLOOM_BITS, core.LANDING_BLOOM_K)
+    assert all(bloom.may_contain(op.path) for op in session.operations)
+
+
+@settings(max_examples=25, deadline=None)
+@given(sessions)
+def test_session_matches_independent_reference(session: SessionRecord) -> None:
+    data = core.encode_session(session)
+    assert data == pyref.encode_session(session)
+    assert pyref.decode_session(data) == session
+
+
+@settings(max_examples=150, deadline=None)
+@given(landings)
+def test_landing_round_trip(record: LandingRecord) -> None:
+    data = core.encode_landing(record)
+    assert core.decode_landing(data) == record
+    bloom = core.landing_bloom(data)
+    assert all(bloom.may_contain(p) for p in record.paths)
+
+
+@settings(max_examples=25, deadline=None)
+@given(landings)
+def test_landing_matches_independent_reference(record: LandingRecord) -> None:
+    assert core.encode_landing(record) == pyref.encode_landing(record)
+
+
+@settings(deadline=None)
+@given(st.sampled_from([(1, 100), (2, 10_000), (3, 1_000_000)]), st.integers(1, 1 << 40), st.data())
+def test_rollup_round_trip(level_window: tuple[int, int], start: int, data: st.DataObject) -> None:
+    level, window = level_window
+    count = data.draw(st.integers(1, window))
+    bloom = core.Bloom.landing()
+    bloom.add_many(data.draw(st.lists(path, max_size=20)))
+    rollup = Rollup(level, start, count, bloom.to_bytes())
+    assert core.decode_rollup(core.encode_rollup(rollup)) == rollup
+
+
+def test_golden_bytes() -> None:
+    # Pinned: a change to any format must change these on purpose (docs/formats.md).
+    session = SessionRecord(
+        b"\x01" * 16, core.STATE_OPEN, 3, 0, 0, "ada", "fix", 10, 11,
+        [Operation(core.OP_WRITE, "a.txt", b"\x02" * 32, core.MODE_FILE, 5)],
+        [Decision("d", 12)], [Message(core.ROLE_USER, "m", 13)], [],
+    )  # fmt: skip
+    data = core.encode_session(session)
+    assert core.blake3(data).hex()[:16] == pyref.blake3(pyref.encode_session(session)).hex()[:16]
+    assert data[:8] == b"MICS\x01\x00\x00\x00"
+    assert len(data) == 128 + 3 + 3 + 1 + 1 + 8 + 32 + 5 + 8 + 4 + 1 + 1 + 8 + 4 + 1 + len(
+        core.session_bloom(data).to_bytes()
+    )
+    landing = LandingRecord(1, b"\x03" * 16, b"\x04" * 32, b"\x05" * 32, 7, "ada", "fix", ["a.txt"])
+    assert core.encode_landing(landing)[:16].hex() == "4d49434c010000000100000000000000"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda s: setattr(s, "state", 4),
+        lambda s: setattr(s, "id", b"short"),
+        lambda s: setattr(
+            s,
+            "operations",
+            [Operation(core.OP_WRITE, "b", b"x" * 32), Operation(core.OP_WRITE, "a", b"x" * 32)],
+        ),
+        lambda s: setattr(
+            s,
+            "operations",
+            [Operation(core.OP_WRITE, "a", b"x" * 32), Operation(core.OP_DELETE, "a", None)],
+        ),
+        lambda s: setattr(s, "operations", [Operation(core.OP_WRITE, "a", None)]),
+        lambda s: setattr(s, "operations", [Operation(core.OP_WRITE, "a", b"x" * 31)]),
+        lambda s: setattr(s, "operations", [Operation(core.OP_DELETE, "a", None, core.MODE_EXEC)]),
+        lambda s: setattr(s, "operations", [Operation(3, "a", None)]),
+        lambda s: setattr(s, "operations", [Operation(core.OP_WRITE, "a//b", b"x" * 32)]),
+        lambda s: setattr(s, "operations", [Operation(core.OP_WRITE, "../a", b"x" * 32)]),
+        lambda s: setattr(s, "operations", [Operation(core.OP_WRITE, "a\0b", b"x" * 32)]),
+        lambda s: setattr(s, "operations", [Operation(core.OP_WRITE, "a", b"x" * 32, 0, -1)]),
+        lambda s: setattr(s, "conversation", [Message(9, "x", 0)]),
+        lambda s: setattr(s, "conflict_paths", ["b", "a"]),
+        lambda s: setattr(s, "goal", "\ud800"),
+        lambda s: setattr(s, "base_position", 1 << 64),
+    ],
+)
+def test_session_encoder_rejects_bad_input(bad) -> None:  # type: ignore[no-untyped-def]
+    session = SessionRecord(b"\0" * 16, core.STATE_OPEN, 0, 0, 0, "o", "g", 0, 0)
+    core.encode_session(session)
+    bad(session)
+    with pytest.raises(core.InvalidArgument):
+        core.encode_session(session)
+
+
+def test_limits_raise_limit_exceeded() -> None:
+    session = SessionRecord(b"\0" * 16, core.STATE_OPEN, 0, 0, 0, "o" * 1025, "g", 0, 0)
+    with pytest.raises(core.LimitExceeded):
+        core.encode_session(session)
+
+
+def test_decoders_reject_every_truncation_and_foreign_magic() -> None:
+    session = SessionRecord(
+        b"\x01" * 16, core.STATE_CONFLICTED, 1, 0, 0, "o", "g", 1, 2,
+        [Operation(core.OP_WRITE, "a", b"\x02" * 32, 0, 1)], [Decision("x", 1)], [Message(1, "y", 2)], ["a"],
+    )  # fmt: skip
+    landing = LandingRecord(
+        1, b"\x03" * 16, b"\x04" * 32, b"\x05" * 32, 7, "ada", "fix", ["a", "b/c"]
+    )
+    cases = [
+        (core.encode_session(session), core.decode_session),
+        (core.encode_landing(landing), core.decode_landing),
+        (core.encode_head(Head(1, b"\0" * 32, 2)), core.decode_head),
+        (core.encode_rollup(Rollup(1, 1, 1, core.Bloom.landing().to_bytes())), core.decode_rollup),
+    ]
+    for data, decode in cases:
+        for cut in range(len(data)):
+            with pytest.raises(core.Corrupt):
+                decode(data[:cut])
+        with pytest.raises(core.Corrupt):
+            decode(data + b"\0")
+    for i, (data, _) in enumerate(cases):
+        for j, (_, decode) in enumerate(cases):
+            if i != j:  # another format's bytes
+                with pytest.raises(core.Corrupt):
+                    decode(data)
+
+
+def test_decoder_rejects_huge_counts() -> None:
+    data = bytearray(core.encode_session(SessionRecord(b"\0" * 16, 0, 0, 0, 0, "o", "g", 0, 0)))
+    for offset in (64, 68, 72, 76, 80, 84, 88, 96, 104, 112, 120):
+        for value in (0xFFFFFFFF, 1_000_001, 7):
+            mutated = bytearray(data)
+            mutated[offset : offset + 4] = struct.pack("<I", value)
+            with pytest.raises(core.Corrupt):
+                core.decode_session(bytes(mutated))
+
+
+def test_rollup_rejects_wrong_geometry_and_window() -> None:
+    small = core.Bloom.with_geometry(1 << 10, 7).to_bytes()
+    with pytest.raises(core.InvalidArgument):
+        core.encode_rollup(Rollup(1, 1, 1, small))
+    landing = core.Bloom.landing().to_bytes()
+    for level, start, count in [
+        (0, 1, 1),
+        (4, 1, 1),
+        (1, 0, 1),
+        (1, 1, 0),
+        (1, 1, 101),
+        (2, 1, 10_001),
+    ]:
+        with pytest.raises(core.InvalidArgument):
+            core.encode_rollup(Rollup(level, start, count, landing))
+
+
+def test_struct_layouts_match_zig() -> None:
+    # The same numbers are pinned in zig/codec.zig's layout test.
+    ffi = core._ffi.ffi
+    assert ffi.sizeof("mic_span") == 16
+    assert ffi.sizeof("mic_head") == 48
+    assert ffi.sizeof("mic_rollup_fields") == 40
+    assert ffi.sizeof("mic_landing_fields") == 168
+    assert ffi.sizeof("mic_session_fields") == 352
+    assert ffi.offsetof("mic_session_fields", "base_position") == 24
+    assert ffi.offsetof("mic_session_fields", "owner") == 96
+    assert ffi.offsetof("mic_session_fields", "bloom") == 336
+    assert ffi.offsetof("mic_landing_fields", "path_count") == 96
+
+
+def test_pure_python_blake3_reference_is_correct() -> None:
+    for size in (0, 1, 64, 65, 1023, 1024, 1025, 2048, 3 * 1024 + 7, 9000):
+        data = bytes(i % 251 for i in range(size))
+        assert pyref.blake3(data) == core.blake3(data)
