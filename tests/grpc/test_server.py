@@ -89,3 +89,23 @@ def test_conflict_and_rate_limit_carry_their_details_as_trailing_metadata() -> N
         "mic-error-code": "rate_limited",
         "retry-after": "7",
     }
+
+
+def test_health_watchers_do_not_hold_worker_threads(env: GrpcEnv) -> None:
+    # More watchers than the server has worker threads (8 in these tests):
+    # if each held a thread, the next ordinary call would wait forever.
+    health = health_pb2_grpc.HealthStub(env.channel)
+    watchers = [
+        health.Watch(health_pb2.HealthCheckRequest(service=""))
+        for _ in range(env.config.threads + 4)
+    ]
+    try:
+        for watcher in watchers:
+            assert next(watcher).status == health_pb2.HealthCheckResponse.SERVING
+        head = env.content.GetHead(
+            content_pb2.GetHeadRequest(project=PROJECT), metadata=env.auth(), timeout=10
+        )
+        assert head.position == 0
+    finally:
+        for watcher in watchers:
+            watcher.cancel()

@@ -51,8 +51,21 @@ ERROR_CODE_KEY = "mic-error-code"  # the API.md code, e.g. "too_large" vs "rate_
 CONFLICT_PATHS_KEY = "mic-conflict-paths"  # JSON list of the real conflicting paths
 RETRY_AFTER_KEY = "retry-after"  # seconds, as HTTP's Retry-After
 
-# Calls that need no token: standard health checks and reflection, like /healthz.
-_PUBLIC_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+# grpc's own health and reflection services: no token (like /healthz), and no
+# wrapping at all. Health's Watch is "non-blocking" (it parks a callback
+# instead of a worker thread) only while its handler is grpc's original
+# function; a wrapped Watch would hold one of config.threads workers per
+# watcher for as long as the watcher stays connected.
+_INFRASTRUCTURE_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+def _ours(handler: grpc.RpcMethodHandler | None, handler_call_details: Any) -> bool:
+    """True for a known method of our own services (the ones to intercept)."""
+    return handler is not None and not handler_call_details.method.startswith(
+        _INFRASTRUCTURE_PREFIXES
+    )
+
+
 _BEARER = "bearer "
 
 
@@ -128,8 +141,8 @@ class LoggingInterceptor(grpc.ServerInterceptor):
 
     def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
         handler = continuation(handler_call_details)
-        if handler is None:
-            return None  # unknown method: grpc answers UNIMPLEMENTED itself
+        if not _ours(handler, handler_call_details):
+            return handler  # None for an unknown method: grpc answers UNIMPLEMENTED
         method = handler_call_details.method
 
         def wrap(behavior: Behavior, response_streaming: bool) -> Behavior:
@@ -186,8 +199,8 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
     def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
         handler = continuation(handler_call_details)
-        if handler is None:
-            return None
+        if not _ours(handler, handler_call_details):
+            return handler
         method = handler_call_details.method
 
         def wrap(behavior: Behavior, response_streaming: bool) -> Behavior:
@@ -247,7 +260,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
     def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
         handler = continuation(handler_call_details)
-        if handler is None or handler_call_details.method.startswith(_PUBLIC_PREFIXES):
+        if not _ours(handler, handler_call_details):
             return handler
 
         def wrap(behavior: Behavior, response_streaming: bool) -> Behavior:
