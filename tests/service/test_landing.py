@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from micforge.core import EMPTY_TREE_HASH
+from micforge.core.tree import EMPTY_TREE_HASH
 from micforge.errors import Conflict, Forbidden, InvalidState, NotFound
 from micforge.storage import keys
 

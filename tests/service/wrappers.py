@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 from typing import BinaryIO
 
-from micforge.core import blake3
 from micforge.storage import Store
 
 
@@ -88,17 +87,4 @@ class CrashingStore(CountingStore):
         return super().put_file(key, fileobj, size_bytes, if_none_match=if_none_match)
 
 
-class VerifyingStore(CountingStore):
-    """Re-hashes every tree node read: a node's key must be the hash of its bytes."""
-
-    def get(self, key: str) -> tuple[bytes, str]:
-        data, etag = super().get(key)
-        parts = key.split("/")
-        if len(parts) == 5 and parts[2] == "trees":
-            from micforge.core.tree import node_hash
-
-            assert node_hash(data).hex() == parts[4], f"tree node {key} does not hash to its key"
-        return data, etag
-
-
-__all__ = ["CountingStore", "CrashingStore", "InjectedCrash", "VerifyingStore", "blake3"]
+__all__ = ["CountingStore", "CrashingStore", "InjectedCrash"]

@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from micforge.core import (
-    EMPTY_TREE_HASH,
     Bloom,
     Head,
     LandingRecord,
@@ -21,6 +20,7 @@ from micforge.core import (
     decode_rollup,
     encode_rollup,
 )
+from micforge.core.tree import EMPTY_TREE_HASH
 from micforge.errors import NotFound
 from micforge.service.metrics import Metrics
 from micforge.storage import KeyNotFound, PreconditionFailed, Store, keys
