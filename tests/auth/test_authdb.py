@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from micforge.errors import (
     InvalidRequest,
     NotFound,
     Unauthorized,
+    Unavailable,
 )
 
 
@@ -392,3 +394,11 @@ def test_impossible_ids_are_not_found_not_crashes(auth_db: AuthDB, bad: object) 
         auth_db.create_user("nul\x00@example.org")
     with pytest.raises(Unauthorized):
         auth_db.check_password("nul\x00@example.org", "password1")
+
+
+def test_unopenable_sqlite_path_is_unavailable_at_once(tmp_path) -> None:
+    (tmp_path / "auth.db").mkdir()  # a directory where the file should be
+    started = time.monotonic()
+    with pytest.raises(Unavailable):
+        AuthDB.open(f"sqlite:///{tmp_path / 'auth.db'}")
+    assert time.monotonic() - started < 2

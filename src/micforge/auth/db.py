@@ -162,18 +162,20 @@ def _ensure_wal(path: Path, busy_timeout_ms: int) -> None:
     """
     deadline = time.monotonic() + busy_timeout_ms / 1000
     while True:
-        conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000)
         try:
-            (mode,) = conn.execute("PRAGMA journal_mode=wal").fetchone()
-            if str(mode).lower() == "wal":
-                return
-            raise Unavailable(f"auth DB {path} cannot use WAL mode (got {mode})")
+            with contextlib.closing(
+                sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000)
+            ) as conn:
+                (mode,) = conn.execute("PRAGMA journal_mode=wal").fetchone()
         except sqlite3.OperationalError as exc:
-            if time.monotonic() >= deadline:
-                raise Unavailable(f"auth DB unavailable: {exc}") from exc
+            contended = "locked" in str(exc) or "busy" in str(exc)
+            if not contended or time.monotonic() >= deadline:
+                raise Unavailable(f"auth DB {path} unavailable: {exc}") from exc
             time.sleep(0.01)
-        finally:
-            conn.close()
+            continue
+        if str(mode).lower() != "wal":
+            raise Unavailable(f"auth DB {path} cannot use WAL mode (got {mode})")
+        return
 
 
 class AuthDB:
