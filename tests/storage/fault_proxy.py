@@ -7,6 +7,9 @@ Each incoming request takes the next fault from a queue (or from ``default``):
 ``drop``        close the connection without forwarding (nothing happens upstream)
 ``drop_after``  forward to moto, then close without answering: the request *did*
                 happen but its response is lost (the ambiguous case)
+``conflict409`` answer 409 ConditionalRequestConflict without forwarding (what AWS
+                returns to a conditional write racing another one; moto never does)
+``slowdown503`` answer 503 SlowDown (throttling) without forwarding
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
-FAULTS = {"ok", "error500", "drop", "drop_after"}
+FAULTS = {"ok", "error500", "drop", "drop_after", "conflict409", "slowdown503"}
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "proxy-connection"}
 
 
@@ -87,12 +90,18 @@ class FaultProxy:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
         fault = self._next_fault(handler.command, handler.path)
-        if fault == "error500":
+        canned = {
+            "error500": (500, "InternalError"),
+            "conflict409": (409, "ConditionalRequestConflict"),
+            "slowdown503": (503, "SlowDown"),
+        }
+        if fault in canned:
+            status, code = canned[fault]
             payload = (
-                b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code>'
-                b"<Message>injected</Message></Error>"
-            )
-            handler.send_response(500)
+                f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+                f"<Message>injected</Message></Error>"
+            ).encode()
+            handler.send_response(status)
             handler.send_header("Content-Type", "application/xml")
             handler.send_header("Content-Length", str(len(payload)))
             handler.end_headers()

@@ -203,3 +203,34 @@ def test_cas_counter_under_random_faults_never_overreports(proxy: FaultProxy, pa
     assert max(reported, default=0) <= final
     assert len(reported) <= final <= len(reported) + unknown[0]
     assert proxy.count("drop_after") > 0
+
+
+def test_conditional_request_conflict_is_retried(proxy: FaultProxy, pair: Any) -> None:
+    faulty, direct = pair
+    proxy.inject(["conflict409", "conflict409"])
+    etag = faulty.put(LOG, b"record", if_none_match=True)
+    assert direct.get(LOG) == (b"record", etag)
+    v2 = direct.put(KEY, b"1")
+    proxy.inject(["conflict409"])
+    v3 = faulty.put(KEY, b"2", if_match=v2)
+    assert direct.get(KEY) == (b"2", v3)
+    assert proxy.count("conflict409") == 3
+
+
+def test_throttling_is_retried(proxy: FaultProxy, pair: Any) -> None:
+    faulty, direct = pair
+    proxy.inject(["slowdown503", "slowdown503"])
+    etag = faulty.put(KEY, b"x")
+    proxy.inject(["slowdown503"])
+    assert faulty.put(LOG, b"y", if_none_match=True)
+    proxy.inject(["slowdown503"])
+    assert faulty.get(KEY) == (b"x", etag)
+    assert direct.get(LOG)[0] == b"y"
+
+
+def test_persistent_conflicts_end_in_unavailable(proxy: FaultProxy, pair: Any) -> None:
+    faulty, direct = pair
+    proxy.set_default("conflict409")
+    with pytest.raises(StorageUnavailable):
+        faulty.put(LOG, b"x", if_none_match=True)
+    assert direct.head(LOG) is None
