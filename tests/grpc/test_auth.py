@@ -92,3 +92,20 @@ def test_an_outsider_cannot_tell_the_project_exists(env: GrpcEnv) -> None:
             call()
         assert raised.value.code() == grpc.StatusCode.NOT_FOUND
     assert len(env.stored_blob_keys()) == 1
+
+
+def test_calls_past_the_rate_limit_are_resource_exhausted_with_retry_after(
+    make_grpc_env,
+) -> None:
+    env = make_grpc_env(rate_limit_per_minute=3)
+    request = content_pb2.GetHeadRequest(project=PROJECT)
+    for _ in range(3):
+        env.content.GetHead(request, metadata=env.auth())
+    with pytest.raises(grpc.RpcError) as raised:
+        env.content.GetHead(request, metadata=env.auth())
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    meta = trailers(raised.value)
+    assert meta["mic-error-code"] == "rate_limited"
+    assert int(meta["retry-after"]) >= 1
+    # The budget is per token: another user's token is unaffected.
+    env.content.GetHead(request, metadata=env.auth("reader"))

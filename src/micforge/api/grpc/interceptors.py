@@ -26,7 +26,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from micforge.errors import Conflict, MicError, RateLimited, Unauthorized
 
 if TYPE_CHECKING:
-    from micforge.auth import User
+    from micforge.api.rest.auth import RateLimiter
+    from micforge.auth import TokenInfo, User
 
 log = logging.getLogger("micforge.grpc")
 
@@ -249,14 +250,20 @@ def _abort_for(exc: Exception, method: str, context: grpc.ServicerContext) -> No
 
 
 class AuthInterceptor(grpc.ServerInterceptor):
-    """Verifies `authorization: Bearer <token>` and hands the user to the servicer.
+    """Verifies `authorization: Bearer <token>`, rate-limits per token, hands the user on.
 
     Raises ``Unauthorized`` (mapped by ErrorInterceptor, which runs outside
-    this one) for a missing, malformed, unknown, expired or revoked token.
+    this one) for a missing, malformed, unknown, expired or revoked token, and
+    ``RateLimited`` past ``config.rate_limit_per_minute`` for the token.
     """
 
-    def __init__(self, verify_token: Callable[[str], User]) -> None:
-        self._verify_token = verify_token
+    def __init__(
+        self,
+        authenticate: Callable[[str], tuple[User, TokenInfo]],
+        limiter: RateLimiter,
+    ) -> None:
+        self._authenticate_secret = authenticate
+        self._limiter = limiter
 
     def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
         handler = continuation(handler_call_details)
@@ -286,7 +293,10 @@ class AuthInterceptor(grpc.ServerInterceptor):
         secret = value[len(_BEARER) :].strip()
         if not secret:
             raise Unauthorized("empty bearer token")
-        return self._verify_token(secret)
+        # Every call asks the auth DB (no cache), so a revoked token stops at once.
+        user, token_info = self._authenticate_secret(secret)
+        self._limiter.take(token_info.id)
+        return user
 
 
 class RpcMetrics:
@@ -334,7 +344,13 @@ def _registered(registry: CollectorRegistry, name: str, make: Callable[[], Any])
 
 
 def default_interceptors(
-    metrics: RpcMetrics, verify_token: Callable[[str], User]
+    metrics: RpcMetrics,
+    authenticate: Callable[[str], tuple[User, TokenInfo]],
+    limiter: RateLimiter,
 ) -> list[grpc.ServerInterceptor]:
     """Outermost first: logging/metrics, then error mapping, then authentication."""
-    return [LoggingInterceptor(metrics), ErrorInterceptor(), AuthInterceptor(verify_token)]
+    return [
+        LoggingInterceptor(metrics),
+        ErrorInterceptor(),
+        AuthInterceptor(authenticate, limiter),
+    ]
