@@ -51,6 +51,7 @@ from micforge.core.codecs import (
 )
 from micforge.core.hashing import BlobHasher, Hasher, blake3, blob_hash, path_hash
 from micforge.core.hlc import Hlc, hlc_pack, hlc_unpack
+from micforge.core.tree import EMPTY_TREE_HASH, Tree, TreeChange, TreeEdit, TreeEntry
 
 __all__ = [
     "HEAD_BYTES",
@@ -106,4 +107,9 @@ __all__ = [
     "blob_hash",
     "path_hash",
     "version",
+    "EMPTY_TREE_HASH",
+    "Tree",
+    "TreeChange",
+    "TreeEdit",
+    "TreeEntry",
 ]
