@@ -96,3 +96,19 @@ def test_agents_starting_at_once_migrate_once(auth_db_url: str, auth_db_factory)
         assert raw.execute_sql(f"SELECT COUNT(*) FROM {VERSION_TABLE}").fetchone()[0] == 1
         assert current_version(raw) == LATEST_VERSION
     raw.close()
+
+
+def test_models_match_the_migrated_schema(auth_db: AuthDB) -> None:
+    # models.py describes the latest version; a migration without the model
+    # change (or the reverse) fails here rather than at the first query.
+    database = auth_db._db
+    with database.connection_context():
+        for model in (
+            auth_db._models.user,
+            auth_db._models.token,
+            auth_db._models.project,
+            auth_db._models.permission,
+        ):
+            table = model._meta.table_name
+            in_db = {c.name for c in database.get_columns(table)}
+            assert in_db == {f.column_name for f in model._meta.sorted_fields}, table
