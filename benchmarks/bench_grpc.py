@@ -9,10 +9,12 @@ messages (no protobuf, no interceptors), the server discarding uploads and
 streaming downloads from memory. That is the ceiling; the target is >= 50% of
 it in both directions.
 
-    python benchmarks/bench_grpc.py [--sizes-mib 1 256] [--repeat-small 10]
+    python benchmarks/bench_grpc.py [--sizes-mib 1 256] [--repeat-small 10] [--repeat-large 3]
 
-Data is random (incompressible): the worst case for the zstd pass. Results go
-to docs/benchmarks.md ("gRPC") by hand, with the machine they ran on.
+Each sample uploads fresh random bytes (incompressible: the worst case for
+the zstd pass) and downloads them again, through the echo and then through
+micforge, so both see the same background load; the table shows medians.
+Results go to docs/benchmarks.md ("gRPC") by hand, with the machine.
 """
 
 from __future__ import annotations
@@ -48,32 +50,46 @@ _OPTIONS = [
 # -- the ceiling: a bare grpcio server that only moves bytes ---------------------------------
 
 
-def _echo_server() -> tuple[grpc.Server, int, dict[str, bytes]]:
-    blobs: dict[str, bytes] = {}  # what Download streams, keyed by the request
+class EchoBench:
+    """Raw bytes messages, no protobuf, no interceptors: the server discards
+    uploads and streams downloads from memory."""
 
-    def upload(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
-        received = 0
-        for chunk in requests:
-            received += len(chunk)
-        return str(received).encode()
+    def __init__(self) -> None:
+        self._blobs: dict[str, bytes] = {}
+        handler = grpc.method_handlers_generic_handler(
+            "echo.Echo",
+            {
+                "Upload": grpc.stream_unary_rpc_method_handler(self._upload),
+                "Download": grpc.unary_stream_rpc_method_handler(self._download),
+            },
+        )
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=_OPTIONS)
+        self.server.add_generic_rpc_handlers((handler,))
+        port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=_OPTIONS)
+        self._up = self.channel.stream_unary("/echo.Echo/Upload")
+        self._down = self.channel.unary_stream("/echo.Echo/Download")
 
-    def download(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
-        data = memoryview(blobs[request.decode()])
-        for start in range(0, len(data), CHUNK_BYTES):
-            yield bytes(data[start : start + CHUNK_BYTES])
+    @staticmethod
+    def _upload(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+        return str(sum(len(chunk) for chunk in requests)).encode()
 
-    handler = grpc.method_handlers_generic_handler(
-        "echo.Echo",
-        {
-            "Upload": grpc.stream_unary_rpc_method_handler(upload),
-            "Download": grpc.unary_stream_rpc_method_handler(download),
-        },
-    )
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=_OPTIONS)
-    server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    return server, port, blobs
+    def _download(self, request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+        yield from _pieces(self._blobs.pop(request.decode()))  # each blob is read once
+
+    def upload(self, data: bytes) -> str:
+        assert int(self._up(_pieces(data))) == len(data)
+        key = str(len(self._blobs))
+        self._blobs[key] = data
+        return key
+
+    def download(self, key: str) -> int:
+        return sum(len(chunk) for chunk in self._down(key.encode()))
+
+    def close(self) -> None:
+        self.channel.close()
+        self.server.stop(None).wait()
 
 
 def _pieces(data: bytes) -> Iterator[bytes]:
@@ -82,130 +98,110 @@ def _pieces(data: bytes) -> Iterator[bytes]:
         yield bytes(view[start : start + CHUNK_BYTES])
 
 
-def bench_echo(data_by_size: dict[int, list[bytes]]) -> dict[tuple[str, int], float]:
-    server, port, blobs = _echo_server()
-    results: dict[tuple[str, int], float] = {}
-    with grpc.insecure_channel(f"127.0.0.1:{port}", options=_OPTIONS) as channel:
-        up = channel.stream_unary("/echo.Echo/Upload")
-        down = channel.unary_stream("/echo.Echo/Download")
-        for size, samples in data_by_size.items():
-            for i, data in enumerate(samples):
-                blobs[f"{size}-{i}"] = data
-
-            def upload_one(data: bytes) -> None:
-                assert int(up(_pieces(data))) == len(data)
-
-            def download_one(data: bytes, key: str) -> None:
-                received = sum(len(chunk) for chunk in down(key.encode()))
-                assert received == len(data)
-
-            results[("upload", size)] = _throughput(
-                [lambda d=d: upload_one(d) for d in samples], size
-            )
-            results[("download", size)] = _throughput(
-                [lambda d=d, k=f"{size}-{i}": download_one(d, k) for i, d in enumerate(samples)],
-                size,
-            )
-    server.stop(None).wait()
-    return results
-
-
 # -- micforge: the real server over real services --------------------------------------------
 
 
-def bench_micforge(
-    data_by_size: dict[int, list[bytes]], data_dir: Path
-) -> dict[tuple[str, int], float]:
-    config = Config.load({"data_dir": data_dir}, environ={})
-    services = build_services(config)
-    user = services.auth.create_user("bench@example.com")
-    _, token = services.auth.create_token(user.id, "bench")
-    services.auth.create_project("bench", user.id)
-    server, port = build_grpc_server(config, services)
-    server.start()
-    metadata = [("authorization", f"Bearer {token}")]
-    results: dict[tuple[str, int], float] = {}
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}", options=_OPTIONS) as channel:
-            stub = content_pb2_grpc.ContentServiceStub(channel)
+class MicforgeBench:
+    """micforge's gRPC server over build_services (local store, SQLite auth) in data_dir."""
 
-            def put_requests(data: bytes) -> Iterator[content_pb2.PutBlobRequest]:
-                # The CLI's way: announce the size, so the server hashes and
-                # compresses in one pass as the bytes arrive.
-                pieces = list(range(0, len(data), CHUNK_BYTES)) or [0]
-                view = memoryview(data)
-                for n, start in enumerate(pieces):
-                    yield content_pb2.PutBlobRequest(
-                        project="bench" if n == 0 else "",
-                        expected_size=len(data) if n == 0 else None,
-                        data=bytes(view[start : start + CHUNK_BYTES]),
-                        last=n == len(pieces) - 1,
-                    )
+    def __init__(self, data_dir: Path) -> None:
+        config = Config.load({"data_dir": data_dir}, environ={})
+        self.services = build_services(config)
+        user = self.services.auth.create_user("bench@example.com")
+        _, token = self.services.auth.create_token(user.id, "bench")
+        self.services.auth.create_project("bench", user.id)
+        self.server, port = build_grpc_server(config, self.services)
+        self.server.start()
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=_OPTIONS)
+        self.stub = content_pb2_grpc.ContentServiceStub(self.channel)
+        self.metadata = [("authorization", f"Bearer {token}")]
 
-            hashes: dict[int, list[str]] = {}
+    @staticmethod
+    def _put_requests(data: bytes) -> Iterator[content_pb2.PutBlobRequest]:
+        # The CLI's way: announce the size, so the server hashes and
+        # compresses in one pass as the bytes arrive.
+        starts = range(0, len(data), CHUNK_BYTES) or range(1)
+        view = memoryview(data)
+        for n, start in enumerate(starts):
+            yield content_pb2.PutBlobRequest(
+                project="bench" if n == 0 else "",
+                expected_size=len(data) if n == 0 else None,
+                data=bytes(view[start : start + CHUNK_BYTES]),
+                last=n == len(starts) - 1,
+            )
 
-            def upload_one(data: bytes, size: int) -> None:
-                reply = stub.PutBlob(put_requests(data), metadata=metadata)
-                assert reply.size == len(data) and reply.created
-                hashes.setdefault(size, []).append(reply.hash)
+    def upload(self, data: bytes) -> str:
+        reply = self.stub.PutBlob(self._put_requests(data), metadata=self.metadata)
+        assert reply.size == len(data) and reply.created
+        return reply.hash
 
-            def download_one(hash_hex: str, size: int) -> None:
-                request = content_pb2.GetBlobRequest(project="bench", hash=hash_hex)
-                received = sum(len(c.data) for c in stub.GetBlob(request, metadata=metadata))
-                assert received == size
+    def download(self, hash_hex: str) -> int:
+        request = content_pb2.GetBlobRequest(project="bench", hash=hash_hex)
+        return sum(len(c.data) for c in self.stub.GetBlob(request, metadata=self.metadata))
 
-            for size, samples in data_by_size.items():
-                results[("upload", size)] = _throughput(
-                    [lambda d=d, s=size: upload_one(d, s) for d in samples], size
-                )
-                results[("download", size)] = _throughput(
-                    [lambda h=h, s=size: download_one(h, s) for h in hashes[size]], size
-                )
-    finally:
-        server.stop(None).wait()
-        services.close()
-    return results
+    def close(self) -> None:
+        self.channel.close()
+        self.server.stop(None).wait()
+        self.services.close()
 
 
-def _throughput(runs: list[Callable[[], None]], size_bytes: int) -> float:
-    """Median MB/s (10^6 bytes per second) over the runs."""
-    rates = []
-    for run in runs:
-        started = time.perf_counter()
-        run()
-        rates.append(size_bytes / (time.perf_counter() - started) / 1e6)
-    return statistics.median(rates)
+def _timed_mb_per_s(size_bytes: int, run: Callable[[], object]) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = run()
+    return size_bytes / (time.perf_counter() - started) / 1e6, result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes-mib", type=int, nargs="+", default=[1, 256])
-    parser.add_argument(
-        "--repeat-small", type=int, default=10, help="samples for blobs under 16 MiB (median)"
-    )
+    parser.add_argument("--repeat-small", type=int, default=10, help="samples under 16 MiB")
+    parser.add_argument("--repeat-large", type=int, default=3, help="samples from 16 MiB")
     args = parser.parse_args(argv)
 
-    data_by_size: dict[int, list[bytes]] = {}
-    for mib in args.sizes_mib:
-        repeat = args.repeat_small if mib < 16 else 1
-        # Distinct blobs per sample: a repeated upload would meet an existing blob.
-        data_by_size[mib * MiB] = [os.urandom(mib * MiB) for _ in range(repeat)]
-
-    ceiling = bench_echo(data_by_size)
+    # (direction, size) -> {"echo": [MB/s...], "micforge": [MB/s...]}
+    rates: dict[tuple[str, int], dict[str, list[float]]] = {}
+    echo = EchoBench()
     with tempfile.TemporaryDirectory(prefix="bench-grpc-") as tmp:
-        ours = bench_micforge(data_by_size, Path(tmp))
+        ours = MicforgeBench(Path(tmp))
+        try:
+            for mib in args.sizes_mib:
+                size = mib * MiB
+                repeat = args.repeat_small if mib < 16 else args.repeat_large
+                for _ in range(repeat):
+                    # Fresh bytes per sample (a repeated upload would meet an
+                    # existing blob); echo and micforge alternate so that both
+                    # see the same background load (this machine is shared).
+                    data = os.urandom(size)
+                    for name, bench in (("echo", echo), ("micforge", ours)):
+                        up_rate, key = _timed_mb_per_s(size, lambda b=bench, d=data: b.upload(d))
+                        down_rate, received = _timed_mb_per_s(
+                            size, lambda b=bench, k=key: b.download(k)
+                        )
+                        assert received == size
+                        rates.setdefault(("upload", size), {}).setdefault(name, []).append(up_rate)
+                        rates.setdefault(("download", size), {}).setdefault(name, []).append(
+                            down_rate
+                        )
+        finally:
+            ours.close()
+            echo.close()
 
-    print(f"# gRPC blob throughput, MB/s (cpus={os.cpu_count()}, chunk={CHUNK_BYTES // 1024} KiB)")
     print(
-        f"| {'direction':<9} | {'size':>8} | {'echo ceiling':>12} | {'micforge':>9} | {'share':>6} |"
+        f"# gRPC blob throughput, median MB/s (cpus={os.cpu_count()}, chunk={CHUNK_BYTES // 1024} KiB)"
     )
-    print(f"| {'-' * 9} | {'-' * 8}:| {'-' * 12}:| {'-' * 9}:| {'-' * 6}:|")
-    for (direction, size), ceiling_rate in ceiling.items():
-        rate = ours[(direction, size)]
-        share = rate / ceiling_rate
+    print(
+        f"| {'direction':<9} | {'size':>8} | {'samples':>7} | {'echo ceiling':>12} | {'micforge':>9} | {'share':>6} |"
+    )
+    print(f"| {'-' * 9} | {'-' * 8}:| {'-' * 7}:| {'-' * 12}:| {'-' * 9}:| {'-' * 6}:|")
+    for (direction, size), by_name in sorted(
+        rates.items(), key=lambda kv: (kv[0][1], kv[0][0] != "upload")
+    ):
+        ceiling = statistics.median(by_name["echo"])
+        rate = statistics.median(by_name["micforge"])
         label = f"{size // MiB} MiB"
+        samples = len(by_name["echo"])
         print(
-            f"| {direction:<9} | {label:>8} | {ceiling_rate:>12.0f} | {rate:>9.0f} | {share:>6.0%} |"
+            f"| {direction:<9} | {label:>8} | {samples:>7} | {ceiling:>12.0f} | {rate:>9.0f} | {rate / ceiling:>6.0%} |"
         )
     return 0
 
