@@ -8,7 +8,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from micforge import errors
-from micforge.api.grpc.gen.micforge.v1 import content_pb2
+from micforge.api.grpc import build_grpc_server
+from micforge.api.grpc.gen.micforge.v1 import content_pb2, content_pb2_grpc
 from micforge.api.grpc.interceptors import (
     STATUS_BY_CODE,
     details_for,
@@ -109,3 +110,18 @@ def test_health_watchers_do_not_hold_worker_threads(env: GrpcEnv) -> None:
     finally:
         for watcher in watchers:
             watcher.cancel()
+
+
+def test_a_second_server_on_the_same_services_shares_the_metrics(env: GrpcEnv) -> None:
+    # E.g. a process restarting its gRPC server: registering the RPC metrics
+    # again on the same registry must not fail, and both servers count.
+    second, port = build_grpc_server(env.config, env.services)
+    second.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = content_pb2_grpc.ContentServiceStub(channel)
+            stub.GetHead(content_pb2.GetHeadRequest(project=PROJECT), metadata=env.auth())
+        env.content.GetHead(content_pb2.GetHeadRequest(project=PROJECT), metadata=env.auth())
+        assert env.rpc_count("/micforge.v1.ContentService/GetHead", "OK") == 2
+    finally:
+        second.stop(None).wait()
