@@ -11,6 +11,7 @@ const std = @import("std");
 const hash = @import("hash.zig");
 const paths = @import("paths.zig");
 const varint = @import("varint.zig");
+const path_hash_many = @import("path_hash_many.zig");
 
 pub const landing_bits: u64 = 1 << 23; // 1 MiB of bits
 pub const landing_k: u8 = 7;
@@ -118,15 +119,37 @@ pub const Bloom = struct {
     }
 
     /// Adds every item of a validated NUL-separated list (see paths.validateList).
+    /// Keys are hashed a batch at a time in SIMD lanes (path_hash_many.zig).
     pub fn addList(self: *Bloom, list: []const u8, count: u64) void {
         var it = paths.Iterator.init(list, count);
-        while (it.next()) |item| self.add(item);
+        var keys: [list_batch][]const u8 = undefined;
+        var hashes: [list_batch][hash.path_hash_bytes]u8 = undefined;
+        while (true) {
+            const n = fillBatch(&it, &keys);
+            if (n == 0) break;
+            path_hash_many.pathHashMany(keys[0..n], hashes[0..n]);
+            for (hashes[0..n]) |key| self.addKey(key);
+        }
     }
 
     pub fn mayContainAnyOf(self: *const Bloom, list: []const u8, count: u64) bool {
         var it = paths.Iterator.init(list, count);
-        while (it.next()) |item| if (self.mayContain(item)) return true;
-        return false;
+        var keys: [list_batch][]const u8 = undefined;
+        var hashes: [list_batch][hash.path_hash_bytes]u8 = undefined;
+        while (true) {
+            const n = fillBatch(&it, &keys);
+            if (n == 0) return false;
+            path_hash_many.pathHashMany(keys[0..n], hashes[0..n]);
+            for (hashes[0..n]) |key| if (self.containsKey(key)) return true;
+        }
+    }
+
+    const list_batch = 4 * path_hash_many.lanes;
+
+    fn fillBatch(it: *paths.Iterator, keys: *[list_batch][]const u8) usize {
+        var n: usize = 0;
+        while (n < list_batch) : (n += 1) keys[n] = it.next() orelse break;
+        return n;
     }
 
     /// Could the two filters share an item: is their bitwise AND non-empty?

@@ -60,7 +60,18 @@ pub const Hasher = struct {
     }
 };
 
+/// Contents up to this size are hashed one-shot from a stack copy: the std
+/// one-shot path is ~2.5x faster than streaming header + content for small blobs.
+const blob_one_shot_bytes_max = 16 * 1024;
+
 pub fn blobHash(content: []const u8) [digest_bytes]u8 {
+    if (content.len <= blob_one_shot_bytes_max) {
+        var message: [blob_prefix.len + varint.max_bytes + blob_one_shot_bytes_max]u8 = undefined;
+        @memcpy(message[0..blob_prefix.len], blob_prefix);
+        const header_len = blob_prefix.len + varint.write(message[blob_prefix.len..], content.len);
+        @memcpy(message[header_len..][0..content.len], content);
+        return blake3(message[0 .. header_len + content.len]);
+    }
     var hasher = Hasher.initBlob(content.len);
     hasher.update(content) catch unreachable; // exactly size_bytes were announced
     return hasher.final() catch unreachable;
@@ -94,6 +105,17 @@ test "streaming equals one-shot across chunk boundaries" {
         offset = end;
     }
     try std.testing.expectEqual(blake3(&data), try hasher.final());
+}
+
+test "one-shot and streaming blob hashes agree around the one-shot limit" {
+    const big = try std.testing.allocator.alloc(u8, blob_one_shot_bytes_max + 3);
+    defer std.testing.allocator.free(big);
+    for (big, 0..) |*byte, i| byte.* = @truncate(i *% 7);
+    for ([_]usize{ 0, 1, 1000, blob_one_shot_bytes_max - 1, blob_one_shot_bytes_max, blob_one_shot_bytes_max + 3 }) |len| {
+        var streaming = Hasher.initBlob(len);
+        try streaming.update(big[0..len]);
+        try std.testing.expectEqual(try streaming.final(), blobHash(big[0..len]));
+    }
 }
 
 test "blob hash is BLAKE3 of the prefixed header and content" {

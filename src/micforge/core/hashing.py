@@ -8,17 +8,22 @@ HASH_BYTES = 32
 PATH_HASH_BYTES = 16
 
 
+def _borrow(data: bytes | bytearray | memoryview) -> object:
+    # bytes go to C as they are; other buffers need from_buffer (which costs ~0.2 µs).
+    return data if type(data) is bytes else ffi.from_buffer(data)
+
+
 def blake3(data: bytes) -> bytes:
     out = ffi.new("uint8_t[32]")
-    check(lib.mic_blake3(ffi.from_buffer(data), len(data), out), "blake3")
-    return bytes(out)
+    check(lib.mic_blake3(_borrow(data), len(data), out), "blake3")
+    return ffi.buffer(out)[:]
 
 
 def blob_hash(content: bytes) -> bytes:
     """BLAKE3("blob\\0" ‖ varint(len) ‖ content): the content address of a blob."""
     out = ffi.new("uint8_t[32]")
-    check(lib.mic_blob_hash(ffi.from_buffer(content), len(content), out), "blob_hash")
-    return bytes(out)
+    check(lib.mic_blob_hash(_borrow(content), len(content), out), "blob_hash")
+    return ffi.buffer(out)[:]
 
 
 def path_hash(path: str) -> bytes:
@@ -26,7 +31,7 @@ def path_hash(path: str) -> bytes:
     encoded = path.encode("utf-8")
     out = ffi.new("uint8_t[16]")
     check(lib.mic_path_hash(encoded, len(encoded), out), "path_hash")
-    return bytes(out)
+    return ffi.buffer(out)[:]
 
 
 class Hasher:
@@ -46,12 +51,12 @@ class Hasher:
         return self._handle
 
     def update(self, data: bytes) -> None:
-        check(lib.mic_hasher_update(self._live(), ffi.from_buffer(data), len(data)), "update")
+        check(lib.mic_hasher_update(self._live(), _borrow(data), len(data)), "update")
 
     def digest(self) -> bytes:
         out = ffi.new("uint8_t[32]")
         check(lib.mic_hasher_final(self._live(), out), "digest")
-        return bytes(out)
+        return ffi.buffer(out)[:]
 
     def hexdigest(self) -> str:
         return self.digest().hex()
