@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -125,3 +127,19 @@ def test_a_second_server_on_the_same_services_shares_the_metrics(env: GrpcEnv) -
         assert env.rpc_count("/micforge.v1.ContentService/GetHead", "OK") == 2
     finally:
         second.stop(None).wait()
+
+
+def test_each_call_is_logged_with_method_status_and_user(
+    env: GrpcEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="micforge.grpc"):
+        env.content.GetHead(content_pb2.GetHeadRequest(project=PROJECT), metadata=env.auth())
+        with pytest.raises(grpc.RpcError):
+            env.content.GetHead(content_pb2.GetHeadRequest(project=PROJECT))
+    lines = [r.getMessage() for r in caplog.records if r.name == "micforge.grpc"]
+    assert any(
+        "/micforge.v1.ContentService/GetHead OK" in line and f"user={env.owner.id}" in line
+        for line in lines
+    ), lines
+    assert any("GetHead UNAUTHENTICATED" in line and "user=-" in line for line in lines), lines
+    assert not any(env.tokens["owner"] in line for line in lines)

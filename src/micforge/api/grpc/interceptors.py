@@ -150,31 +150,55 @@ class LoggingInterceptor(grpc.ServerInterceptor):
             if response_streaming:
 
                 def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                    call = LoggedCall(context)
                     started = time.perf_counter()
                     try:
-                        yield from behavior(request, context)
+                        yield from behavior(request, call)
                     finally:
-                        self._finish(method, context, started)
+                        self._finish(method, call, started)
 
                 return streaming
 
             def unary(request: Any, context: grpc.ServicerContext) -> Any:
+                call = LoggedCall(context)
                 started = time.perf_counter()
                 try:
-                    return behavior(request, context)
+                    return behavior(request, call)
                 finally:
-                    self._finish(method, context, started)
+                    self._finish(method, call, started)
 
             return unary
 
         return _rewrap(handler, wrap)
 
-    def _finish(self, method: str, context: grpc.ServicerContext, started: float) -> None:
+    def _finish(self, method: str, call: LoggedCall, started: float) -> None:
         elapsed_s = time.perf_counter() - started
-        code = final_status(context)
+        code = final_status(call)
         self._metrics.requests.labels(method=method, code=code.name).inc()
         self._metrics.latency.labels(method=method).observe(elapsed_s)
-        log.info("grpc %s %s %.1fms peer=%s", method, code.name, elapsed_s * 1000, context.peer())
+        log.info(
+            "grpc %s %s %.1fms user=%s peer=%s",
+            method,
+            code.name,
+            elapsed_s * 1000,
+            call.user_id or "-",
+            call.peer(),
+        )
+
+
+class LoggedCall:
+    """grpc's context plus what the log line wants to know from inner layers.
+
+    The auth interceptor, further in, fills ``user_id``; the logging
+    interceptor, outermost, reads it once the call ends.
+    """
+
+    def __init__(self, context: grpc.ServicerContext) -> None:
+        self._context = context
+        self.user_id: str | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
 
 
 def final_status(context: grpc.ServicerContext) -> grpc.StatusCode:
@@ -275,7 +299,10 @@ class AuthInterceptor(grpc.ServerInterceptor):
             # responses the wrapper above iterates inside its own try block,
             # and it calls this function there too.
             def authenticated(request: Any, context: grpc.ServicerContext) -> Any:
-                return behavior(request, CallContext(context, self._authenticate(context)))
+                user = self._authenticate(context)
+                if isinstance(context, LoggedCall):
+                    context.user_id = user.id
+                return behavior(request, CallContext(context, user))
 
             return authenticated
 
