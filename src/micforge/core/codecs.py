@@ -340,15 +340,16 @@ def decode_session(data: bytes) -> SessionRecord:
     modes = data[modes_at : modes_at + n]
     sizes = struct.unpack_from(f"<{n}Q", data, f.op_sizes.offset)
     paths = _path_list(data, f.op_paths, n)
-    operations: list[Operation] = []
-    append = operations.append
-    hash_at = f.op_hashes.offset
-    for kind, path, mode, size in zip(kinds, paths, modes, sizes, strict=True):
-        if kind == OP_WRITE:
-            append(Operation(kind, path, data[hash_at : hash_at + HASH_BYTES], mode, size))
-            hash_at += HASH_BYTES
-        else:
-            append(Operation(kind, path, None, mode, size))
+    hashes_at = f.op_hashes.offset
+    hashes: list[bytes | None] = [
+        data[at : at + HASH_BYTES]
+        for at in range(hashes_at, hashes_at + f.op_hashes.len, HASH_BYTES)
+    ]
+    if len(hashes) != n:  # some deletes: they carry no hash
+        next_hash = iter(hashes).__next__
+        hashes = [next_hash() if kind == OP_WRITE else None for kind in kinds]
+    # map() over the columns: building the objects is most of the cost of a decode.
+    operations = list(map(Operation, kinds, paths, hashes, modes, sizes))
 
     decisions = [
         Decision(text, at)
