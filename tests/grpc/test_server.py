@@ -143,3 +143,10 @@ def test_each_call_is_logged_with_method_status_and_user(
     ), lines
     assert any("GetHead UNAUTHENTICATED" in line and "user=-" in line for line in lines), lines
     assert not any(env.tokens["owner"] in line for line in lines)
+
+
+def test_a_port_in_use_is_an_error_not_a_shared_port(env: GrpcEnv) -> None:
+    # grpc's default SO_REUSEPORT would let this bind succeed and split the
+    # calls between two servers.
+    with pytest.raises(OSError, match="could not bind"):
+        build_grpc_server(env.config, env.services, bind=f"127.0.0.1:{env.port}")

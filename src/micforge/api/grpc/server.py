@@ -76,7 +76,12 @@ def build_grpc_server(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
 
-    port = server.add_insecure_port(bind)
-    if port == 0:
+    try:
+        port = server.add_insecure_port(bind)
+    except RuntimeError as error:  # grpc's way of saying bind() failed
+        raise OSError(
+            f"gRPC server could not bind {bind} (in use, or not a local address)"
+        ) from error
+    if port == 0:  # older grpc releases return 0 instead of raising
         raise OSError(f"gRPC server could not bind {bind}")
     return server, port
