@@ -23,6 +23,7 @@ from waitress.server import create_server
 from waitress.task import ErrorTask
 from waitress.wasyncore import close_all, dispatcher
 
+from micforge.api.grpc import build_grpc_server
 from micforge.api.rest import create_app
 from micforge.api.rest.errors import code_for_status, error_body
 from micforge.config import Config
@@ -97,7 +98,7 @@ class Server:
         )
         self.http.channel_class = _Channel
         self.http_port: int = self.http.effective_port  # type: ignore[union-attr]
-        self.grpc_server: Any | None = None
+        self.grpc_server: Any | None = None  # built in start(), so a failed bind leaves nothing
         self.grpc_port: int | None = None
         self._http_thread = threading.Thread(target=self.http.run, name="micforge-http")
         self._stopped = threading.Event()
@@ -107,12 +108,6 @@ class Server:
         self._http_thread.start()
 
     def _start_grpc(self) -> None:
-        try:
-            from micforge.api.grpc import build_grpc_server
-        except ImportError as error:
-            # TODO(gRPC engineer's server lands): drop this fallback.
-            log.warning("gRPC server not available (%s); serving REST only", error)
-            return
         bind = f"{self.config.host}:{self.config.grpc_port}"
         self.grpc_server, self.grpc_port = build_grpc_server(self.config, self.services, bind=bind)
         self.grpc_server.start()
@@ -144,17 +139,18 @@ class Server:
             http.accepting = False
             dispatcher.close(http)
 
-        http.trigger.pull_trigger(stop_listening)
-        deadline_s = time.monotonic() + grace_s
-        while self._busy_channels() and time.monotonic() < deadline_s:
-            time.sleep(_DRAIN_POLL_S)
-        if self._busy_channels():
-            log.warning(
-                "shutdown: %d connections still busy after %.0fs", self._busy_channels(), grace_s
-            )
-        # Closing every channel (and the trigger) empties the map, which ends the loop.
-        http.trigger.pull_trigger(lambda: close_all(http._map))  # type: ignore[attr-defined]
-        self._http_thread.join(timeout=grace_s)
+        if self._http_thread.is_alive():
+            http.trigger.pull_trigger(stop_listening)
+            deadline_s = time.monotonic() + grace_s
+            while self._busy_channels() and time.monotonic() < deadline_s:
+                time.sleep(_DRAIN_POLL_S)
+            if busy := self._busy_channels():
+                log.warning("shutdown: %d connections still busy after %.0fs", busy, grace_s)
+            # Closing every channel (and the trigger) empties the map, which ends the loop.
+            http.trigger.pull_trigger(lambda: close_all(http._map))  # type: ignore[attr-defined]
+            self._http_thread.join(timeout=grace_s)
+        else:  # never started (start() failed): no loop thread to hand the work to
+            close_all(http._map)  # type: ignore[attr-defined]
         http.task_dispatcher.shutdown(cancel_pending=True, timeout=grace_s)
         if grpc_done is not None:
             grpc_done.wait(grace_s)
@@ -197,7 +193,11 @@ def serve(config: Config, *, services: Any | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    server = Server(config, services=services)
+    try:
+        server = Server(config, services=services)
+    except OSError as error:  # typically the REST port is taken or not ours to bind
+        print(f"micforge: cannot start on {config.host}:{config.port}: {error}", file=sys.stderr)
+        return 1
     stop_requested = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -206,7 +206,11 @@ def serve(config: Config, *, services: Any | None = None) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        server.start()
+        try:
+            server.start()
+        except Exception:
+            server.stop(grace_s=0)  # close what did start (REST socket, services)
+            raise
         print(server.banner(), flush=True)
         # wait() with a timeout so the signal handler gets to run promptly.
         while not stop_requested.wait(0.5):
