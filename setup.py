@@ -17,6 +17,11 @@ from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
+
+try:  # setuptools >= 70.1 ships bdist_wheel; older ones take it from `wheel`
+    from setuptools.command.bdist_wheel import bdist_wheel
+except ImportError:  # pragma: no cover
+    from wheel.bdist_wheel import bdist_wheel
 from setuptools.dist import Distribution
 
 ROOT = Path(__file__).resolve().parent
@@ -75,11 +80,23 @@ class BuildPyWithNative(build_py):
         return outputs
 
 
+class PlatformWheel(bdist_wheel):
+    """py3-none-<platform>: the wheel carries a native library (so it is tied to a
+    platform) but no CPython extension (cffi ABI mode), so any Python 3 can load it."""
+
+    def get_tag(self) -> tuple[str, str, str]:
+        _, _, platform = super().get_tag()
+        return "py3", "none", platform
+
+
 class BinaryDistribution(Distribution):
-    """The wheel carries a native library, so it is platform-specific."""
+    """Makes the wheel install into platlib, where native libraries belong."""
 
     def has_ext_modules(self) -> bool:
         return True
 
 
-setup(cmdclass={"build_py": BuildPyWithNative}, distclass=BinaryDistribution)
+setup(
+    cmdclass={"build_py": BuildPyWithNative, "bdist_wheel": PlatformWheel},
+    distclass=BinaryDistribution,
+)
