@@ -267,3 +267,13 @@ def test_closed_tree_is_an_invalid_handle(store: NodeStore) -> None:
     tree.close()
     with pytest.raises(InvalidHandle):
         tree.stats(EMPTY_TREE_HASH)
+
+
+def test_loader_may_return_any_buffer_but_not_oversized_nodes(tree: Tree, store: NodeStore) -> None:
+    root = build(tree, store, entries_for([f"m/{i:05d}" for i in range(2_000)]))
+    with Tree(lambda h: memoryview(bytearray(store.nodes[h]))) as views:
+        assert views.stats(root) == tree.stats(root)
+        assert len(views.list(root, limit=5_000)) == 2_000
+    with Tree(lambda h: b"\x00" * (NODE_BYTES_MAX + 1)) as huge:
+        with pytest.raises(Corrupt):
+            huge.stats(root)
