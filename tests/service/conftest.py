@@ -18,7 +18,11 @@ CHEAP_SCRYPT = ScryptParams(n=2, r=1, p=1)
 
 
 def make_config(data_dir: Path, **overrides: object) -> Config:
-    values: dict[str, object] = {"data_dir": data_dir, "cache_dir": "off", "landing_backoff_base_ms": 1}
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "cache_dir": "off",
+        "landing_backoff_base_ms": 1,
+    }
     values.update(overrides)
     return Config.load(values, environ={})
 
@@ -67,12 +71,19 @@ def populate(services: Services, store: Store, auth: AuthDB, project: str = "dem
 def make_world(tmp_path: Path) -> Iterator[Callable[..., World]]:
     opened: list[tuple[Services, AuthDB]] = []
 
-    def make(store: Store | None = None, *, wrap: Callable[[Store], Store] | None = None, **overrides: object) -> World:
+    def make(
+        store: Store | None = None,
+        *,
+        wrap: Callable[[Store], Store] | None = None,
+        **overrides: object,
+    ) -> World:
         n = len(opened)
         config = make_config(tmp_path / f"w{n}", **overrides)
         raw = store if store is not None else LocalStore(str(tmp_path / f"w{n}" / "store"))
         backend = wrap(raw) if wrap else raw
-        auth = AuthDB.open(f"sqlite:///{tmp_path / f'w{n}' / 'auth.db'}", scrypt_params=CHEAP_SCRYPT)
+        auth = AuthDB.open(
+            f"sqlite:///{tmp_path / f'w{n}' / 'auth.db'}", scrypt_params=CHEAP_SCRYPT
+        )
         services = build_services(config, store=backend, auth_db=auth)
         opened.append((services, auth))
         return populate(services, backend, auth)

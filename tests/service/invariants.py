@@ -7,7 +7,9 @@ from micforge.service import Services
 from micforge.storage import keys
 
 
-def check_invariants(services: Services, project: str, reader: User, outcomes: dict[str, object]) -> None:
+def check_invariants(
+    services: Services, project: str, reader: User, outcomes: dict[str, object]
+) -> None:
     """``outcomes``: session id -> ("landed", position) | ("conflict", [paths]) | None (unknown)."""
     tip = services.history.tip(project)
     log_keys = services.store.list(keys.log_prefix(project))
@@ -19,20 +21,26 @@ def check_invariants(services: Services, project: str, reader: User, outcomes: d
     assert len(set(landed_ids)) == len(landed_ids), "a session appears in the log more than once"
     position_of = {sid: r.position for sid, r in zip(landed_ids, records, strict=True)}
 
-    sessions = {sid: services.sessions.get(reader, project, sid) for sid in set(outcomes) | set(landed_ids)}
+    sessions = {
+        sid: services.sessions.get(reader, project, sid) for sid in set(outcomes) | set(landed_ids)
+    }
     for sid, outcome in outcomes.items():
         session = sessions[sid]
         if outcome is None:
             continue
         kind, value = outcome  # type: ignore[misc]
         if kind == "landed":
-            assert position_of.get(sid) == value, f"session {sid} told landed at {value}, log says {position_of.get(sid)}"
+            assert position_of.get(sid) == value, (
+                f"session {sid} told landed at {value}, log says {position_of.get(sid)}"
+            )
         else:
             assert sid not in position_of, f"session {sid} was told 'conflict' but is in the log"
             later = set()
-            for r in records[session["base_position"]:]:
+            for r in records[session["base_position"] :]:
                 later.update(r.paths)
-            assert set(value) and set(value) <= later, f"conflict paths {value} do not intersect landings after base"
+            assert set(value) and set(value) <= later, (
+                f"conflict paths {value} do not intersect landings after base"
+            )
 
     for sid, position in position_of.items():
         session = sessions[sid]
@@ -41,7 +49,9 @@ def check_invariants(services: Services, project: str, reader: User, outcomes: d
         )
         mine = set(records[position - 1].paths)
         for r in records[session["base_position"] : position - 1]:
-            assert not mine & set(r.paths), f"landing {position} intersects landing {r.position} after its base"
+            assert not mine & set(r.paths), (
+                f"landing {position} intersects landing {r.position} after its base"
+            )
         assert mine == {op["path"] for op in session["operations"]}
 
     # The final tree equals a sequential replay of the log.

@@ -35,7 +35,9 @@ def test_put_get_roundtrip_and_dedup(any_world: World) -> None:
 def test_streams_with_and_without_a_known_size(world: World, size: int) -> None:
     w = world
     data = os.urandom(size)
-    a, _ = w.services.blobs.put_stream(w.owner, w.project, _chunks(data, 65_536), expected_size=size)
+    a, _ = w.services.blobs.put_stream(
+        w.owner, w.project, _chunks(data, 65_536), expected_size=size
+    )
     b, created = w.services.blobs.put_stream(w.owner, w.project, _chunks(data, 10_000))
     assert a == b == {"hash": blob_hash(data).hex(), "size": size} and not created
     got_size, chunks = w.services.blobs.open(w.owner, w.project, a["hash"], chunk_bytes=100_000)
@@ -94,7 +96,9 @@ def test_a_corrupt_object_is_never_served(make_world, size: int) -> None:
     key = keys.blob(w.project, h)
     stored, _ = w.store.get(key)
     other, _ = w.services.blobs.put(w.owner, w.project, os.urandom(size))
-    forged = stored[:HEADER_BYTES] + w.store.get(keys.blob(w.project, other["hash"]))[0][HEADER_BYTES:]
+    forged = (
+        stored[:HEADER_BYTES] + w.store.get(keys.blob(w.project, other["hash"]))[0][HEADER_BYTES:]
+    )
     w.store.delete(key)
     w.store.put(key, forged)
     with pytest.raises(Corrupt):

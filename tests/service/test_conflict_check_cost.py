@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from micforge.core import Bloom, Head, LandingRecord, Rollup, encode_head, encode_landing, encode_rollup
+from micforge.core import (
+    Bloom,
+    Head,
+    LandingRecord,
+    Rollup,
+    encode_head,
+    encode_landing,
+    encode_rollup,
+)
 from micforge.errors import Conflict
 from micforge.service.history import ROLLUP_SIZES
 from micforge.storage import keys
@@ -42,14 +50,19 @@ def plant_history(w: World, project: str, tip: int, full_records: set[int]) -> N
 
     for position in sorted(full_records | {tip}):
         store.put(keys.log(project, position), record(position))
-    store.put(keys.head(project), encode_head(Head(position=tip, tree_hash=tree_hash, hlc=tip << 16)))
+    store.put(
+        keys.head(project), encode_head(Head(position=tip, tree_hash=tree_hash, hlc=tip << 16))
+    )
     level1 = ROLLUP_SIZES[1]
     for start in range(1, tip + 1, level1):
         if start + level1 - 1 > tip:
             break
         with Bloom.landing() as bloom:
             bloom.add_many([synthetic_path(p) for p in range(start, start + level1)])
-            store.put(keys.rollup(project, 1, start), encode_rollup(Rollup(1, start, level1, bloom.to_bytes())))
+            store.put(
+                keys.rollup(project, 1, start),
+                encode_rollup(Rollup(1, start, level1, bloom.to_bytes())),
+            )
     for level in (2, 3):
         size, child = ROLLUP_SIZES[level], ROLLUP_SIZES[level - 1]
         for start in range(1, tip + 1, size):
@@ -62,18 +75,20 @@ def plant_history(w: World, project: str, tip: int, full_records: set[int]) -> N
 
                     with Bloom.from_bytes(decode_rollup(data).bloom) as part:
                         bloom.union_in_place(part)
-                store.put(keys.rollup(project, level, start), encode_rollup(Rollup(level, start, size, bloom.to_bytes())))
+                store.put(
+                    keys.rollup(project, level, start),
+                    encode_rollup(Rollup(level, start, size, bloom.to_bytes())),
+                )
 
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory: pytest.TempPathFactory):
     """One synthetic 100,000-landing history shared by the tests of this module (read only)."""
+    from micforge.auth import AuthDB
+    from micforge.service import build_services
     from micforge.storage import LocalStore
 
     from .conftest import CHEAP_SCRYPT, make_config, populate
-
-    from micforge.auth import AuthDB
-    from micforge.service import build_services
 
     root = tmp_path_factory.mktemp("history")
     raw = LocalStore(str(root / "store"))
@@ -112,7 +127,12 @@ def test_session_based_90000_back_reads_a_few_objects(planted) -> None:
     sid = _session_based_at(w, HISTORY - 90_000, ["brand/new/path.py", "another/new.py"])
     counting.reset()
     check = w.services.landing._checker.check(
-        w.project, bytes.fromhex(sid), ["brand/new/path.py", "another/new.py"], HISTORY - 90_000 + 1, HISTORY, HISTORY
+        w.project,
+        bytes.fromhex(sid),
+        ["brand/new/path.py", "another/new.py"],
+        HISTORY - 90_000 + 1,
+        HISTORY,
+        HISTORY,
     )
     assert check.conflicts == set()
     assert check.objects_read <= 20, check.objects_read

@@ -25,11 +25,18 @@ def test_tree_listing_prefix_pagination_and_positions(world: World) -> None:
     tree = c.tree(w.reader, w.project)
     assert tree["position"] == 2
     assert [e["path"] for e in tree["entries"]] == ["src.txt", "src/a.py", "src/b.py", "src/c.py"]
-    assert tree["entries"][1] == {"path": "src/a.py", "blob_hash": w.blob(b"a"), "mode": "file", "size": 1}
+    assert tree["entries"][1] == {
+        "path": "src/a.py",
+        "blob_hash": w.blob(b"a"),
+        "mode": "file",
+        "size": 1,
+    }
     src = c.tree(w.reader, w.project, prefix="src/")
     assert [e["path"] for e in src["entries"]] == ["src/a.py", "src/b.py", "src/c.py"]
     page1 = c.tree(w.reader, w.project, prefix="src/", limit=2)
-    assert [e["path"] for e in page1["entries"]] == ["src/a.py", "src/b.py"] and page1["next_cursor"]
+    assert [e["path"] for e in page1["entries"]] == ["src/a.py", "src/b.py"] and page1[
+        "next_cursor"
+    ]
     page2 = c.tree(w.reader, w.project, prefix="src/", limit=2, cursor=page1["next_cursor"])
     assert [e["path"] for e in page2["entries"]] == ["src/c.py"] and page2["next_cursor"] is None
     old = c.tree(w.reader, w.project, at=1)
@@ -62,14 +69,22 @@ def test_log_newest_first_with_pages(world: World) -> None:
     for i in range(5):
         _land(w, {f"f{i}": b"x"})
     first = c.log(w.reader, w.project, limit=2)
-    assert [l["position"] for l in first["landings"]] == [5, 4] and first["next"] == 3
+    assert [e["position"] for e in first["landings"]] == [5, 4] and first["next"] == 3
     entry = first["landings"][0]
-    assert set(entry) == {"position", "session_id", "goal", "owner", "tree_hash", "paths", "landed_at"}
+    assert set(entry) == {
+        "position",
+        "session_id",
+        "goal",
+        "owner",
+        "tree_hash",
+        "paths",
+        "landed_at",
+    }
     assert entry["paths"] == ["f4"] and entry["owner"] == w.owner.id
     second = c.log(w.reader, w.project, from_position=3, limit=2)
-    assert [l["position"] for l in second["landings"]] == [3, 2] and second["next"] == 1
+    assert [e["position"] for e in second["landings"]] == [3, 2] and second["next"] == 1
     last = c.log(w.reader, w.project, from_position=1, limit=2)
-    assert [l["position"] for l in last["landings"]] == [1] and last["next"] is None
+    assert [e["position"] for e in last["landings"]] == [1] and last["next"] is None
     with pytest.raises(NotFound):
         c.log(w.reader, w.project, from_position=6)
 
@@ -82,9 +97,21 @@ def test_diff_between_positions(world: World) -> None:
     by_path = {d["path"]: d for d in diff}
     assert set(by_path) == {"change", "new", "drop"}
     assert by_path["change"]["change"] == "modified"
-    assert by_path["change"]["old_hash"] == w.blob(b"1") and by_path["change"]["new_hash"] == w.blob(b"2")
-    assert by_path["new"] == {"path": "new", "change": "added", "old_hash": None, "new_hash": w.blob(b"n")}
-    assert by_path["drop"] == {"path": "drop", "change": "deleted", "old_hash": w.blob(b"d"), "new_hash": None}
+    assert by_path["change"]["old_hash"] == w.blob(b"1") and by_path["change"][
+        "new_hash"
+    ] == w.blob(b"2")
+    assert by_path["new"] == {
+        "path": "new",
+        "change": "added",
+        "old_hash": None,
+        "new_hash": w.blob(b"n"),
+    }
+    assert by_path["drop"] == {
+        "path": "drop",
+        "change": "deleted",
+        "old_hash": w.blob(b"d"),
+        "new_hash": None,
+    }
     assert w.services.content.diff(w.reader, w.project, p2, p2)["changes"] == []
 
 

@@ -110,7 +110,9 @@ def test_empty_session_lands_and_keeps_the_tree(world: World) -> None:
 def test_deleting_an_absent_path_lands_and_changes_nothing(world: World) -> None:
     w = world
     sid = w.session()
-    w.services.sessions.record_operations(w.owner, w.project, sid, [{"op": "delete", "path": "ghost.txt"}])
+    w.services.sessions.record_operations(
+        w.owner, w.project, sid, [{"op": "delete", "path": "ghost.txt"}]
+    )
     result = w.land(sid)
     assert result["position"] == 1
     assert result["tree_hash"] == EMPTY_TREE_HASH.hex()
@@ -162,7 +164,10 @@ def test_tip_is_found_past_a_lagging_head(world: World) -> None:
 
     first = w.services.history.record(w.project, 1)
     w.store.delete(keys.head(w.project))
-    w.store.put(keys.head(w.project), encode_head(Head(position=1, tree_hash=first.tree_hash, hlc=first.hlc)))
+    w.store.put(
+        keys.head(w.project),
+        encode_head(Head(position=1, tree_hash=first.tree_hash, hlc=first.hlc)),
+    )
     assert w.services.history.tip(w.project) == 5
     assert w.services.content.head(w.owner, w.project)["position"] == 5
     sid = w.session()

@@ -49,7 +49,9 @@ def test_concurrent_agents_keep_every_invariant(
     spec = _spec(w, tmp_path, request)
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=AGENTS, mp_context=ctx) as pool:
-        futures = [pool.submit(run_agent, spec, a, SESSIONS_PER_AGENT, 1000 + a) for a in range(AGENTS)]
+        futures = [
+            pool.submit(run_agent, spec, a, SESSIONS_PER_AGENT, 1000 + a) for a in range(AGENTS)
+        ]
         outcomes: dict[str, object] = {}
         for future in futures:
             outcomes.update(future.result(timeout=600))
@@ -86,7 +88,10 @@ def test_crash_at_every_write_of_a_landing_then_retry(world: World) -> None:
         other = w.services.sessions.start(w.owner, project, "another agent")["id"]
         view, _ = w.services.blobs.put(w.owner, project, b"other")
         w.services.sessions.record_operations(
-            w.owner, project, other, [{"op": "write", "path": "other.txt", "blob_hash": view["hash"]}]
+            w.owner,
+            project,
+            other,
+            [{"op": "write", "path": "other.txt", "blob_hash": view["hash"]}],
         )
         other_pos = w.services.landing.land(w.owner, project, other)["position"]
         retried = w.services.landing.land(w.owner, project, sid)
@@ -95,12 +100,17 @@ def test_crash_at_every_write_of_a_landing_then_retry(world: World) -> None:
         if completed:
             assert (retried["position"], other_pos) == (1, 2)
         check_invariants(
-            w.services, project, w.owner, {sid: ("landed", retried["position"]), other: ("landed", other_pos)}
+            w.services,
+            project,
+            w.owner,
+            {sid: ("landed", retried["position"]), other: ("landed", other_pos)},
         )
         if completed:
             break
         k += 1
-    assert k >= 4, "a landing performs at least the attempt note, tree nodes, log record, head and session writes"
+    assert k >= 4, (
+        "a landing performs at least the attempt note, tree nodes, log record, head and session writes"
+    )
 
 
 def test_kill_9_of_a_landing_process(world: World, tmp_path: Path) -> None:

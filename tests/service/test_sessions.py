@@ -14,8 +14,14 @@ from .conftest import World
 def test_start_get_and_shape(world: World) -> None:
     w = world
     view = w.services.sessions.start(w.writer, w.project, "fix the parser")
-    assert view["state"] == "open" and view["base_position"] == 0 and view["landed_position"] is None
-    assert view["owner"] == w.writer.id and view["project"] == w.project and view["goal"] == "fix the parser"
+    assert (
+        view["state"] == "open" and view["base_position"] == 0 and view["landed_position"] is None
+    )
+    assert (
+        view["owner"] == w.writer.id
+        and view["project"] == w.project
+        and view["goal"] == "fix the parser"
+    )
     assert len(view["id"]) == 32
     assert view["operations"] == view["decisions"] == view["conversation"] == []
     assert view["created_at"].endswith("Z")
@@ -28,9 +34,14 @@ def test_later_operation_on_a_path_replaces_the_earlier(world: World) -> None:
     h1, h2 = w.blob(b"one"), w.blob(b"two")
     s = w.services.sessions
     s.record_operations(w.owner, w.project, sid, [{"op": "write", "path": "f", "blob_hash": h1}])
-    s.record_operations(w.owner, w.project, sid, [{"op": "write", "path": "g", "blob_hash": h1, "mode": "exec"}])
+    s.record_operations(
+        w.owner, w.project, sid, [{"op": "write", "path": "g", "blob_hash": h1, "mode": "exec"}]
+    )
     view = s.record_operations(
-        w.owner, w.project, sid, [{"op": "write", "path": "f", "blob_hash": h2}, {"op": "delete", "path": "g"}]
+        w.owner,
+        w.project,
+        sid,
+        [{"op": "write", "path": "f", "blob_hash": h2}, {"op": "delete", "path": "g"}],
     )
     assert view["operations"] == [
         {"op": "write", "path": "f", "blob_hash": h2, "mode": "file"},
@@ -105,7 +116,10 @@ def test_decisions_and_conversation(world: World) -> None:
     s.record_conversation(w.owner, w.project, sid, "user", "why?")
     view = s.record_conversation(w.owner, w.project, sid, "agent", "history independence")
     assert [d["content"] for d in view["decisions"]] == ["use a prolly tree"]
-    assert [(m["role"], m["content"]) for m in view["conversation"]] == [("user", "why?"), ("agent", "history independence")]
+    assert [(m["role"], m["content"]) for m in view["conversation"]] == [
+        ("user", "why?"),
+        ("agent", "history independence"),
+    ]
     with pytest.raises(InvalidRequest):
         s.record_conversation(w.owner, w.project, sid, "robot", "no such role")
     with pytest.raises(InvalidRequest):
@@ -185,4 +199,6 @@ def test_concurrent_recording_loses_no_update(any_world: World) -> None:
         list(pool.map(record, range(16)))
     view = w.services.sessions.get(w.owner, w.project, sid)
     assert sorted(op["path"] for op in view["operations"]) == sorted(f"f{i}" for i in range(16))
-    assert sorted(d["content"] for d in view["decisions"]) == sorted(f"decision {i}" for i in range(16))
+    assert sorted(d["content"] for d in view["decisions"]) == sorted(
+        f"decision {i}" for i in range(16)
+    )

@@ -44,15 +44,21 @@ class CountingStore:
         self._bump("reads")
         return self.inner.open(key)
 
-    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+    def put(
+        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False
+    ) -> str:
         self._bump("writes")
         return self.inner.put(key, data, if_match=if_match, if_none_match=if_none_match)
 
-    def put_file(self, key: str, fileobj: BinaryIO, size_bytes: int, *, if_none_match: bool = False) -> str:
+    def put_file(
+        self, key: str, fileobj: BinaryIO, size_bytes: int, *, if_none_match: bool = False
+    ) -> str:
         self._bump("writes")
         return self.inner.put_file(key, fileobj, size_bytes, if_none_match=if_none_match)
 
-    def list(self, prefix: str, *, start_after: str | None = None, limit: int | None = None) -> list[str]:
+    def list(
+        self, prefix: str, *, start_after: str | None = None, limit: int | None = None
+    ) -> list[str]:
         self._bump("lists")
         return self.inner.list(prefix, start_after=start_after, limit=limit)
 
@@ -78,11 +84,15 @@ class CrashingStore(CountingStore):
                 self.crashed = True
                 raise InjectedCrash(f"crash injected at write {self.writes}")
 
-    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+    def put(
+        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False
+    ) -> str:
         self._maybe_crash()
         return super().put(key, data, if_match=if_match, if_none_match=if_none_match)
 
-    def put_file(self, key: str, fileobj: BinaryIO, size_bytes: int, *, if_none_match: bool = False) -> str:
+    def put_file(
+        self, key: str, fileobj: BinaryIO, size_bytes: int, *, if_none_match: bool = False
+    ) -> str:
         self._maybe_crash()
         return super().put_file(key, fileobj, size_bytes, if_none_match=if_none_match)
 

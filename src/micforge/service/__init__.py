@@ -52,7 +52,9 @@ class Services:
         self.close()
 
 
-def build_services(config: Config, *, store: Store | None = None, auth_db: AuthDB | None = None) -> Services:
+def build_services(
+    config: Config, *, store: Store | None = None, auth_db: AuthDB | None = None
+) -> Services:
     """Build the services. Collaborators passed in stay owned by the caller; those built
     here (from ``config.store_url`` / ``config.auth_db_url``) are closed by ``close()``."""
     owned: list = []

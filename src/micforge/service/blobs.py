@@ -15,13 +15,13 @@ from typing import BinaryIO
 
 import zstandard
 
+from micforge import validate
 from micforge.auth import Role, User
 from micforge.config import Config
 from micforge.core import BlobHasher, blob_hash
 from micforge.errors import Corrupt, InvalidRequest, NotFound, TooLarge
 from micforge.service.common import Authorizer
 from micforge.storage import KeyNotFound, PreconditionFailed, Store, keys
-from micforge import validate
 
 BLOB_MAGIC = b"MICZ"
 BLOB_VERSION = 1
@@ -113,7 +113,9 @@ class BlobService:
                 return view, False
             return view, True
 
-    def _spool_known_size(self, chunks: Iterable[bytes], size_bytes: int, spool: BinaryIO) -> tuple[int, bytes]:
+    def _spool_known_size(
+        self, chunks: Iterable[bytes], size_bytes: int, spool: BinaryIO
+    ) -> tuple[int, bytes]:
         # One pass: hash and compress while receiving (the size is part of the hashed prefix).
         spool.write(encode_header(size_bytes, bytes(32)))
         hasher = BlobHasher(size_bytes)

@@ -8,38 +8,48 @@ from collections.abc import Iterator
 
 from micforge import validate
 from micforge.auth import Role, User
-from micforge.core.tree import Tree
 from micforge.errors import InvalidRequest, NotFound
 from micforge.service.blobs import BlobService
 from micforge.service.common import MODE_NAMES, Authorizer, rfc3339, rfc3339_from_hlc
 from micforge.service.history import History
-from micforge.storage import Store, keys
+from micforge.storage import Store
 
 LOG_LIMIT_MAX = 1000
 TREE_LIMIT_MAX = 10_000
 
 
 class ContentService:
-    def __init__(self, store: Store, authorizer: Authorizer, history: History, blobs: BlobService, auth) -> None:
+    def __init__(
+        self, store: Store, authorizer: Authorizer, history: History, blobs: BlobService, auth
+    ) -> None:
         self._store = store
         self._authz = authorizer
         self._history = history
         self._blobs = blobs
         self._auth = auth
 
-    def _tree(self, project: str) -> Tree:
-        return Tree(lambda h: self._store.get(keys.tree_node(project, h.hex()))[0])
-
     def head_unchecked(self, project: str) -> dict:
         hint = self._history.read_head(project)
         tip = self._history.tip(project, hint)
         if tip == 0:
             created = self._auth.get_project(project).created_at
-            return {"position": 0, "tree_hash": hint.tree_hash.hex(), "updated_at": rfc3339(created)}
+            return {
+                "position": 0,
+                "tree_hash": hint.tree_hash.hex(),
+                "updated_at": rfc3339(created),
+            }
         if tip == hint.position:
-            return {"position": tip, "tree_hash": hint.tree_hash.hex(), "updated_at": rfc3339_from_hlc(hint.hlc)}
+            return {
+                "position": tip,
+                "tree_hash": hint.tree_hash.hex(),
+                "updated_at": rfc3339_from_hlc(hint.hlc),
+            }
         record = self._history.record(project, tip)
-        return {"position": tip, "tree_hash": record.tree_hash.hex(), "updated_at": rfc3339_from_hlc(record.hlc)}
+        return {
+            "position": tip,
+            "tree_hash": record.tree_hash.hex(),
+            "updated_at": rfc3339_from_hlc(record.hlc),
+        }
 
     def head(self, user: User, project: str) -> dict:
         self._authz.require(user, project, Role.READ)
@@ -56,7 +66,13 @@ class ContentService:
         return at, self._history.tree_at(project, at)
 
     def tree(
-        self, user: User, project: str, prefix: str = "", at: int | None = None, limit: int = 1000, cursor: str | None = None
+        self,
+        user: User,
+        project: str,
+        prefix: str = "",
+        at: int | None = None,
+        limit: int = 1000,
+        cursor: str | None = None,
     ) -> dict:
         self._authz.require(user, project, Role.READ)
         prefix = validate.path_prefix(prefix)
@@ -64,29 +80,40 @@ class ContentService:
             raise InvalidRequest(f"limit must be between 1 and {TREE_LIMIT_MAX}")
         start_after = _decode_path_cursor(cursor) if cursor else None
         position, root = self._resolve_at(project, at)
-        entries = self._tree(project).list(root, prefix=prefix, start_after=start_after, limit=limit + 1)
+        entries = self._history.tree(project).list(
+            root, prefix=prefix, start_after=start_after, limit=limit + 1
+        )
         more = len(entries) > limit
         entries = entries[:limit]
         return {
             "position": position,
             "tree_hash": root.hex(),
             "entries": [
-                {"path": e.path, "blob_hash": e.blob_hash.hex(), "mode": MODE_NAMES.get(e.mode, "file"), "size": e.size}
+                {
+                    "path": e.path,
+                    "blob_hash": e.blob_hash.hex(),
+                    "mode": MODE_NAMES.get(e.mode, "file"),
+                    "size": e.size,
+                }
                 for e in entries
             ],
             "next_cursor": _encode_path_cursor(entries[-1].path) if more and entries else None,
         }
 
-    def file(self, user: User, project: str, path: str, at: int | None = None) -> tuple[int, Iterator[bytes]]:
+    def file(
+        self, user: User, project: str, path: str, at: int | None = None
+    ) -> tuple[int, Iterator[bytes]]:
         self._authz.require(user, project, Role.READ)
         path = validate.path(path)
         _, root = self._resolve_at(project, at)
-        entry = self._tree(project).lookup(root, path)
+        entry = self._history.tree(project).lookup(root, path)
         if entry is None:
             raise NotFound(f"no file at {path!r}")
         return self._blobs.open_unchecked(project, entry.blob_hash.hex())
 
-    def log(self, user: User, project: str, from_position: int | None = None, limit: int = 50) -> dict:
+    def log(
+        self, user: User, project: str, from_position: int | None = None, limit: int = 50
+    ) -> dict:
         """Landings newest first, starting at ``from_position`` inclusive (default: the tip)."""
         self._authz.require(user, project, Role.READ)
         if not isinstance(limit, int) or not 1 <= limit <= LOG_LIMIT_MAX:
@@ -114,11 +141,13 @@ class ContentService:
         following = start - limit
         return {"landings": landings, "next": following if following >= 1 else None}
 
-    def diff(self, user: User, project: str, from_position: int, to_position: int | None = None) -> dict:
+    def diff(
+        self, user: User, project: str, from_position: int, to_position: int | None = None
+    ) -> dict:
         self._authz.require(user, project, Role.READ)
         _, old_root = self._resolve_at(project, from_position)
         _, new_root = self._resolve_at(project, to_position)
-        changes = self._tree(project).diff(old_root, new_root)
+        changes = self._history.tree(project).diff(old_root, new_root)
         return {
             "changes": [
                 {
@@ -138,6 +167,8 @@ def _encode_path_cursor(path: str) -> str:
 
 def _decode_path_cursor(cursor: str) -> str:
     try:
-        return validate.path(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8"))
+        return validate.path(
+            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+        )
     except (binascii.Error, UnicodeDecodeError, ValueError, InvalidRequest):
         raise InvalidRequest("cursor is not one this server handed out") from None

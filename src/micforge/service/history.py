@@ -20,8 +20,8 @@ from micforge.core import (
     decode_rollup,
     encode_rollup,
 )
-from micforge.core.tree import EMPTY_TREE_HASH
-from micforge.errors import NotFound
+from micforge.core.tree import EMPTY_TREE_HASH, Tree
+from micforge.errors import Corrupt, NotFound
 from micforge.service.metrics import Metrics
 from micforge.storage import KeyNotFound, PreconditionFailed, Store, keys
 
@@ -111,6 +111,20 @@ class History:
             return [self.record(project, p) for p in positions]
         return list(self._pool.map(lambda p: self.record(project, p), positions))
 
+    def tree(self, project: str) -> Tree:
+        """A tree reader over this project's nodes (through the cache). A node that should
+        exist but does not is lost data, never "absent": it raises Corrupt."""
+
+        def load(node_hash: bytes) -> bytes:
+            try:
+                return self._store.get(keys.tree_node(project, node_hash.hex()))[0]
+            except KeyNotFound:
+                raise Corrupt(
+                    f"tree node {node_hash.hex()} of project {project} is missing"
+                ) from None
+
+        return Tree(load)
+
     def tree_at(self, project: str, position: int) -> bytes:
         """Root hash of the tree after ``position`` (0 = the empty tree)."""
         if position == 0:
@@ -151,7 +165,9 @@ class History:
                             raise NotFound(f"rollup L{level - 1}/{child_start} could not be built")
                     with Bloom.from_bytes(rollup.bloom) as child_bloom:
                         bloom.union_in_place(child_bloom)
-            data = encode_rollup(Rollup(level=level, start_position=start, count=size, bloom=bloom.to_bytes()))
+            data = encode_rollup(
+                Rollup(level=level, start_position=start, count=size, bloom=bloom.to_bytes())
+            )
         finally:
             bloom.close()
         try:

@@ -35,7 +35,7 @@ from micforge.core import (
     SessionRecord,
     encode_landing,
 )
-from micforge.core.tree import Tree, TreeEdit
+from micforge.core.tree import TreeEdit
 from micforge.errors import Conflict, Forbidden, InvalidState, Unavailable
 from micforge.service.common import STATE_NAMES, Authorizer, backoff_sleep
 from micforge.service.history import ROLLUP_SIZES, TOP_LEVEL, History
@@ -67,7 +67,9 @@ class ConflictChecker:
         self._history = history
         self._pool = pool
 
-    def check(self, project: str, session_id: bytes, paths: list[str], lo: int, hi: int, tip: int) -> CheckResult:
+    def check(
+        self, project: str, session_id: bytes, paths: list[str], lo: int, hi: int, tip: int
+    ) -> CheckResult:
         result = CheckResult()
         if lo > hi or not paths:
             return result
@@ -88,7 +90,9 @@ class ConflictChecker:
                     else:
                         descend.append(piece)
                     p = end + 1
-            rollups = self._map(lambda w, lv=level: self._history.rollup(project, lv, w[0]), complete)
+            rollups = self._map(
+                lambda w, lv=level: self._history.rollup(project, lv, w[0]), complete
+            )
             result.objects_read += len(complete)
             for (_, seg_lo, seg_hi), rollup in zip(complete, rollups, strict=True):
                 if rollup is None or _may_contain_any(rollup.bloom, paths):
@@ -165,7 +169,9 @@ class LandingService:
             self.last_check = check
             self._metrics.conflict_check_reads.inc(check.objects_read)
             if check.own_position is not None:
-                return self._finish(project, sid, self._history.record(project, check.own_position), False)
+                return self._finish(
+                    project, sid, self._history.record(project, check.own_position), False
+                )
             if check.conflicts:
                 return self._mark_conflicted(project, sid, sorted(check.conflicts), tip)
             checked_upto = tip
@@ -192,13 +198,20 @@ class LandingService:
                 paths=sorted(set(paths), key=lambda p: p.encode("utf-8")),
             )
             try:
-                self._store.put(keys.log(project, position), encode_landing(record), if_none_match=True)
+                self._store.put(
+                    keys.log(project, position), encode_landing(record), if_none_match=True
+                )
             except PreconditionFailed:
                 # Someone else took this position: back off, then only the new range needs checking.
                 self._metrics.cas_retries.inc()
                 with self._rng_lock:
                     rng = random.Random(self._rng.random())
-                backoff_sleep(attempt, self._config.landing_backoff_base_ms, self._config.landing_backoff_cap_ms, rng)
+                backoff_sleep(
+                    attempt,
+                    self._config.landing_backoff_base_ms,
+                    self._config.landing_backoff_cap_ms,
+                    rng,
+                )
                 continue
             self._metrics.landings.inc()
             return self._finish(project, sid, record, committed_here=True)
@@ -209,14 +222,16 @@ class LandingService:
 
     # -- steps ----------------------------------------------------------------------------
 
-    def _own_landing_at_attempt(self, project: str, rec: SessionRecord, tip: int) -> LandingRecord | None:
+    def _own_landing_at_attempt(
+        self, project: str, rec: SessionRecord, tip: int
+    ) -> LandingRecord | None:
         if rec.attempt_position == 0 or rec.attempt_position > tip:
             return None
         record = self._history.record(project, rec.attempt_position)
         return record if record.session_id == rec.id else None
 
     def _write_tree(self, project: str, parent_tree: bytes, rec: SessionRecord) -> bytes:
-        tree = Tree(lambda h: self._store.get(keys.tree_node(project, h.hex()))[0])
+        tree = self._history.tree(project)
         edits = [
             TreeEdit(path=op.path, blob_hash=op.blob_hash, mode=op.mode, size=op.size)
             if op.op == OP_WRITE
@@ -249,7 +264,11 @@ class LandingService:
             # Any earlier attempt position is <= tip and was checked: it lost, forget it.
             attempt = rec.attempt_position if rec.attempt_position > tip else 0
             return dataclasses.replace(
-                rec, state=STATE_CONFLICTED, conflict_paths=paths, attempt_position=attempt, updated_at=self._hlc.now()
+                rec,
+                state=STATE_CONFLICTED,
+                conflict_paths=paths,
+                attempt_position=attempt,
+                updated_at=self._hlc.now(),
             )
 
         rec = self._sessions.update(project, sid, change)
@@ -276,11 +295,25 @@ class LandingService:
 
         rec = self._sessions.update(project, sid, mark)
         self._history.build_completed_rollups(project, record.position)
-        return {"position": record.position, "tree_hash": record.tree_hash.hex(), "session": session_view(project, rec)}
+        return {
+            "position": record.position,
+            "tree_hash": record.tree_hash.hex(),
+            "session": session_view(project, rec),
+        }
 
     def _result(self, project: str, rec: SessionRecord) -> dict:
         record = self._history.record(project, rec.landed_position)
-        return {"position": rec.landed_position, "tree_hash": record.tree_hash.hex(), "session": session_view(project, rec)}
+        return {
+            "position": rec.landed_position,
+            "tree_hash": record.tree_hash.hex(),
+            "session": session_view(project, rec),
+        }
 
 
-__all__ = ["LandingService", "ConflictChecker", "CheckResult", "STATE_ABANDONED", "STATE_CONFLICTED"]
+__all__ = [
+    "LandingService",
+    "ConflictChecker",
+    "CheckResult",
+    "STATE_ABANDONED",
+    "STATE_CONFLICTED",
+]

@@ -16,7 +16,9 @@ class Metrics:
         self.landings = Counter("micforge_landings", "Sessions landed", registry=r)
         self.conflicts = Counter("micforge_conflicts", "Landings refused for conflicts", registry=r)
         self.cas_retries = Counter(
-            "micforge_cas_retries", "Conditional writes lost to a concurrent writer and retried", registry=r
+            "micforge_cas_retries",
+            "Conditional writes lost to a concurrent writer and retried",
+            registry=r,
         )
         self.conflict_check_reads = Counter(
             "micforge_conflict_check_reads", "Objects read by landing conflict checks", registry=r
@@ -38,13 +40,17 @@ class _CacheCollector(Collector):
         hits_disk = int(getattr(s, "hits_disk", 0))
         misses = int(getattr(s, "misses", 0))
         requests = CounterMetricFamily(
-            "micforge_cache_requests", "Cache lookups of immutable objects by outcome", labels=["outcome"]
+            "micforge_cache_requests",
+            "Cache lookups of immutable objects by outcome",
+            labels=["outcome"],
         )
         requests.add_metric(["hit_ram"], hits_ram)
         requests.add_metric(["hit_disk"], hits_disk)
         requests.add_metric(["miss"], misses)
         yield requests
         total = hits_ram + hits_disk + misses
-        ratio = GaugeMetricFamily("micforge_cache_hit_ratio", "Share of cache lookups served from RAM or disk")
+        ratio = GaugeMetricFamily(
+            "micforge_cache_hit_ratio", "Share of cache lookups served from RAM or disk"
+        )
         ratio.add_metric([], (hits_ram + hits_disk) / total if total else 0.0)
         yield ratio

@@ -22,7 +22,6 @@ from micforge.core import (
     OP_DELETE,
     OP_WRITE,
     STATE_ABANDONED,
-    STATE_CONFLICTED,
     STATE_LANDED,
     STATE_OPEN,
     Decision,
@@ -92,7 +91,11 @@ def session_view(project: str, rec: SessionRecord) -> dict:
         "operations": operations,
         "decisions": [{"content": d.content, "at": rfc3339_from_hlc(d.at)} for d in rec.decisions],
         "conversation": [
-            {"role": ROLE_NAMES.get(m.role, "user"), "content": m.content, "at": rfc3339_from_hlc(m.at)}
+            {
+                "role": ROLE_NAMES.get(m.role, "user"),
+                "content": m.content,
+                "at": rfc3339_from_hlc(m.at),
+            }
             for m in rec.conversation
         ],
         "conflict_paths": list(rec.conflict_paths),
@@ -117,12 +120,16 @@ class SessionStore:
         return decode_session(data), etag
 
     def create(self, project: str, rec: SessionRecord) -> None:
-        self._store.put(keys.session(project, rec.id.hex()), encode_session(rec), if_none_match=True)
+        self._store.put(
+            keys.session(project, rec.id.hex()), encode_session(rec), if_none_match=True
+        )
 
     def write(self, project: str, rec: SessionRecord, etag: str) -> str:
         data = encode_session(rec)
         if len(data) > self._session_max_bytes:
-            raise TooLarge(f"session would be {len(data)} bytes; the limit is {self._session_max_bytes}")
+            raise TooLarge(
+                f"session would be {len(data)} bytes; the limit is {self._session_max_bytes}"
+            )
         return self._store.put(keys.session(project, rec.id.hex()), data, if_match=etag)
 
     def update(
@@ -197,7 +204,12 @@ class SessionService:
         return session_view(project, rec)
 
     def list(
-        self, user: User, project: str, state: str | None = None, limit: int = 50, cursor: str | None = None
+        self,
+        user: User,
+        project: str,
+        state: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
     ) -> tuple[list[dict], str | None]:
         """Sessions in creation order. ``next_cursor`` is None only at the end; a filtered
         page may hold fewer than ``limit`` sessions when it stops after LIST_SCAN_MAX reads."""
@@ -213,7 +225,9 @@ class SessionService:
         scanned = 0
         last_key = start_after
         while True:
-            page = self._store.list(prefix, start_after=last_key, limit=min(LIST_LIMIT_MAX, limit + 1))
+            page = self._store.list(
+                prefix, start_after=last_key, limit=min(LIST_LIMIT_MAX, limit + 1)
+            )
             if not page:
                 return found, None
             for key in page:
@@ -295,11 +309,15 @@ class SessionService:
 
         def append(rec: SessionRecord) -> SessionRecord:
             now = self._hlc.now()
-            return dataclasses.replace(rec, decisions=[*rec.decisions, Decision(content=text, at=now)], updated_at=now)
+            return dataclasses.replace(
+                rec, decisions=[*rec.decisions, Decision(content=text, at=now)], updated_at=now
+            )
 
         return self._append(user, project, sid, append)
 
-    def record_conversation(self, user: User, project: str, sid: str, role: object, content: object) -> dict:
+    def record_conversation(
+        self, user: User, project: str, sid: str, role: object, content: object
+    ) -> dict:
         if role not in ROLE_VALUES:
             raise InvalidRequest(f"role must be one of {sorted(ROLE_VALUES)}")
         text = self._entry_text(content, "content")
@@ -307,11 +325,15 @@ class SessionService:
         def append(rec: SessionRecord) -> SessionRecord:
             now = self._hlc.now()
             message = Message(role=ROLE_VALUES[role], content=text, at=now)
-            return dataclasses.replace(rec, conversation=[*rec.conversation, message], updated_at=now)
+            return dataclasses.replace(
+                rec, conversation=[*rec.conversation, message], updated_at=now
+            )
 
         return self._append(user, project, sid, append)
 
-    def _append(self, user: User, project: str, sid: str, append: Callable[[SessionRecord], SessionRecord]) -> dict:
+    def _append(
+        self, user: User, project: str, sid: str, append: Callable[[SessionRecord], SessionRecord]
+    ) -> dict:
         validate.session_id(sid)
         role = self._authz.require(user, project, Role.WRITE)
 
@@ -336,7 +358,9 @@ class SessionService:
         if not isinstance(ops, list):
             raise InvalidRequest("operations must be a list")
         if len(ops) > self._limits.operations_per_session_max:
-            raise TooLarge(f"a session holds at most {self._limits.operations_per_session_max} operations")
+            raise TooLarge(
+                f"a session holds at most {self._limits.operations_per_session_max} operations"
+            )
         parsed: list[Operation] = []
         sizes: dict[str, int] = {}
         for index, raw in enumerate(ops):
@@ -346,7 +370,9 @@ class SessionService:
             path = validate.path(raw.get("path"))
             mode_name = raw.get("mode", "file")
             if mode_name not in MODE_VALUES:
-                raise InvalidRequest(f"operation {index}: mode must be one of {sorted(MODE_VALUES)}")
+                raise InvalidRequest(
+                    f"operation {index}: mode must be one of {sorted(MODE_VALUES)}"
+                )
             if kind == "write":
                 hash_hex = validate.hash_hex(raw.get("blob_hash"), "blob_hash")
                 if hash_hex not in sizes:
@@ -354,7 +380,8 @@ class SessionService:
                         sizes[hash_hex] = self._blobs.size_of(project, hash_hex)
                     except NotFound:
                         raise InvalidRequest(
-                            f"blob {hash_hex} is not stored in project {project}", blob_hash=hash_hex
+                            f"blob {hash_hex} is not stored in project {project}",
+                            blob_hash=hash_hex,
                         ) from None
                 parsed.append(
                     Operation(
@@ -366,9 +393,15 @@ class SessionService:
                     )
                 )
             elif kind == "delete":
-                parsed.append(Operation(op=OP_DELETE, path=path, blob_hash=None, mode=MODE_VALUES["file"], size=0))
+                parsed.append(
+                    Operation(
+                        op=OP_DELETE, path=path, blob_hash=None, mode=MODE_VALUES["file"], size=0
+                    )
+                )
             else:
-                raise InvalidRequest(f"operation {index}: op must be 'write' or 'delete', got {kind!r:.40}")
+                raise InvalidRequest(
+                    f"operation {index}: op must be 'write' or 'delete', got {kind!r:.40}"
+                )
         return parsed
 
     def _require_open(self, project: str, rec: SessionRecord) -> None:
@@ -388,7 +421,9 @@ class SessionService:
         if attempt == 0:
             return 0
         if not self._history.exists(project, attempt):
-            raise InvalidState("a landing of this session is in progress; retry when it has finished")
+            raise InvalidState(
+                "a landing of this session is in progress; retry when it has finished"
+            )
         if self._history.record(project, attempt).session_id == rec.id:
             raise InvalidState("session has landed")
         return 0
