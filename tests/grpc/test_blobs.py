@@ -6,6 +6,7 @@ import gc
 import hashlib
 import random
 import threading
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -301,6 +302,31 @@ def test_an_upload_past_its_deadline_ends_on_the_server_and_stores_nothing(
     finally:
         upload.release.set()
     assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    method = "/micforge.v1.ContentService/PutBlob"
-    assert wait_for(lambda: env.rpc_count(method, "DEADLINE_EXCEEDED") == 1)
+    # Finished on the server (as DEADLINE_EXCEEDED, or CANCELLED when the
+    # client's own deadline timer fired first and reset the stream).
+    assert wait_for(lambda: env.rpc_failures("/micforge.v1.ContentService/PutBlob") == 1)
     assert env.stored_blob_keys() == []
+
+
+def test_a_download_past_its_deadline_stops_on_the_server(make_grpc_env) -> None:
+    env = make_grpc_env(blob_max_bytes=64 * 1024 * 1024, grpc_chunk_bytes=64 * 1024)
+    data = _bytes(12 * 1024 * 1024)
+    put = env.put_blob(data, piece_bytes=1024 * 1024)
+    env.get_blob(put.hash)  # warm up
+    fds_before = open_fd_count()
+
+    call = env.content.GetBlob(
+        content_pb2.GetBlobRequest(project=PROJECT, hash=put.hash), metadata=env.auth(), timeout=1
+    )
+    assert next(call).size == len(data)
+    # A client that stops reading: flow control stalls the server's sends
+    # until the deadline ends the call.
+    with pytest.raises(grpc.RpcError) as raised:
+        time.sleep(1.5)
+        for _ in call:
+            pass
+    assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    # Finished on the server (as DEADLINE_EXCEEDED, or CANCELLED when the
+    # client's own deadline timer fired first and reset the stream).
+    assert wait_for(lambda: env.rpc_failures("/micforge.v1.ContentService/GetBlob") == 1)
+    assert wait_for(lambda: (gc.collect(), open_fd_count())[1] <= fds_before)
