@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from micforge.api.rest.auth import RateLimiter
@@ -49,3 +51,58 @@ def test_printed_urls_never_show_a_password():
     assert redact_url("postgresql://mic:s3cret@db:5432/mic") == "postgresql://mic:***@db:5432/mic"
     assert redact_url("sqlite:////srv/auth.db") == "sqlite:////srv/auth.db"
     assert redact_url("s3://bucket/prefix") == "s3://bucket/prefix"
+
+
+@pytest.fixture
+def app_and_token(tmp_path):
+    from micforge.api.rest import create_app
+    from micforge.config import Config, Limits
+
+    config = Config(data_dir=tmp_path, limits=Limits(blob_max_bytes=1000, json_body_max_bytes=100))
+    app = create_app(config)
+    services = app.extensions["micforge"].services
+    user = services.auth.create_user("unit@example.com")
+    _, token = services.auth.create_token(user.id, "unit")
+    services.projects.create(user, "unit")
+    yield app, token
+    services.close()
+
+
+@pytest.mark.parametrize(("size_bytes", "status"), [(1000, 201), (1001, 413), (50_000, 413)])
+def test_a_body_without_content_length_is_cut_off_while_streaming(
+    app_and_token, size_bytes, status
+):
+    # Waitress de-chunks and marks the input terminated; Werkzeug then reports no
+    # Content-Length for a chunked request, so the app must count the bytes itself.
+    app, token = app_and_token
+    chunked = {"Authorization": f"Bearer {token}", "Transfer-Encoding": "chunked"}
+    terminated = {"wsgi.input_terminated": True}
+    response = app.test_client().post(
+        "/api/mic/projects/unit/blobs",
+        input_stream=io.BytesIO(b"q" * size_bytes),
+        headers=chunked,
+        environ_overrides=terminated,
+    )
+    assert response.status_code == status, response.get_data()
+    if status == 201:
+        assert response.get_json()["size"] == size_bytes
+    else:
+        assert response.get_json()["error"]["code"] == "too_large"
+    json_response = app.test_client().post(
+        "/api/mic/projects",
+        input_stream=io.BytesIO(b'{"id": "' + b"a" * size_bytes + b'"}'),
+        headers={**chunked, "Content-Type": "application/json"},
+        environ_overrides=terminated,
+    )
+    assert json_response.status_code == 413
+
+
+def test_a_chunked_body_the_server_did_not_terminate_is_refused_not_read_as_empty(app_and_token):
+    app, token = app_and_token
+    response = app.test_client().post(
+        "/api/mic/projects/unit/blobs",
+        input_stream=io.BytesIO(b"data"),
+        headers={"Authorization": f"Bearer {token}", "Transfer-Encoding": "chunked"},
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_request"

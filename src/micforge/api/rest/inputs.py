@@ -38,6 +38,13 @@ def body_chunks(limit_bytes: int, what: str) -> Iterator[bytes]:
     while it streams, so nothing past the limit is ever handed on.
     """
     check_content_length(limit_bytes, what)
+    if (
+        request.content_length is None
+        and "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+        and not request.environ.get("wsgi.input_terminated")
+    ):
+        # Werkzeug would read such a body as empty; storing an empty blob would be a lie.
+        raise InvalidRequest("this server cannot read chunked bodies; send Content-Length")
     stream = request.stream
     total_bytes = 0
     while True:
