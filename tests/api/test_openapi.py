@@ -64,3 +64,28 @@ def test_the_served_document_is_the_generated_one(micforge_server):
     assert served.status_code == 200
     assert served.json() == openapi_document()
     assert served.json()["openapi"].startswith("3.")
+
+
+_SAMPLE_PATH_VALUES = {
+    "project": "some-project",
+    "sid": "0" * 32,
+    "hash_hex": "0" * 64,
+    "token_id": "t_0",
+    "user_id": "u_0",
+    "path": "src/a.txt",
+}
+
+
+def test_every_operation_but_the_public_ones_needs_a_token(micforge_server):
+    document = openapi_document()
+    checked = 0
+    for path, item in document["paths"].items():
+        url = micforge_server.url + re.sub(r"{([^}]+)}", lambda m: _SAMPLE_PATH_VALUES[m[1]], path)
+        for method, operation in item.items():
+            response = requests.request(method.upper(), url, json={}, timeout=30)
+            if operation.get("security") == []:
+                assert response.status_code in (200, 304), (method, path, response.status_code)
+                continue
+            assert response.status_code == 401, (method, path, response.status_code)
+            checked += 1
+    assert checked == sum(1 for op in OPERATIONS if not op.public) + 1  # + HEAD of blobs
