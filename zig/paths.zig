@@ -31,24 +31,68 @@ fn validateSegment(segment: []const u8) Error!void {
     if (std.mem.eql(u8, segment, ".") or std.mem.eql(u8, segment, "..")) return error.InvalidPath;
 }
 
+/// Finds the NUL bytes of a buffer in order, 64 bytes per vector compare.
+/// Why: lists of thousands of ~40-byte paths are split twice per call (check,
+/// then use), and a per-item `indexOfScalar` cost more than hashing the item.
+const NulScanner = struct {
+    buffer: []const u8,
+    /// Start of the 64-byte window `mask` describes.
+    base: usize,
+    /// Bit i set = buffer[base + i] is NUL and not yet returned.
+    mask: u64,
+
+    const window = 64;
+    const Window = @Vector(window, u8);
+
+    fn init(buffer: []const u8) NulScanner {
+        return .{ .buffer = buffer, .base = 0, .mask = windowMask(buffer, 0) };
+    }
+
+    fn windowMask(buffer: []const u8, base: usize) u64 {
+        if (base >= buffer.len) return 0;
+        const rest = buffer[base..];
+        const bytes: [window]u8 = if (rest.len >= window) rest[0..window].* else blk: {
+            var padded: [window]u8 = @splat(0xff); // padding is never NUL
+            @memcpy(padded[0..rest.len], rest);
+            break :blk padded;
+        };
+        const v: Window = bytes;
+        return @bitCast(v == @as(Window, @splat(0)));
+    }
+
+    /// Position of the next NUL, or null at the end of the buffer.
+    fn next(self: *NulScanner) ?usize {
+        while (self.mask == 0) {
+            self.base += window;
+            if (self.base >= self.buffer.len) return null;
+            self.mask = windowMask(self.buffer, self.base);
+        }
+        const position = self.base + @ctz(self.mask);
+        self.mask &= self.mask - 1;
+        return position;
+    }
+};
+
 /// Iterates `count` NUL-separated items of `buffer`. `validateList` must have
 /// accepted the pair first; then `next` returns exactly `count` items.
 pub const Iterator = struct {
-    buffer: []const u8,
+    scanner: NulScanner,
     offset: usize = 0,
     remaining: u64,
 
     pub fn init(buffer: []const u8, count: u64) Iterator {
-        return .{ .buffer = buffer, .remaining = count };
+        return .{ .scanner = .init(buffer), .remaining = count };
     }
 
     pub fn next(self: *Iterator) ?[]const u8 {
         if (self.remaining == 0) return null;
         self.remaining -= 1;
-        const rest = self.buffer[self.offset..];
-        const end = std.mem.indexOfScalar(u8, rest, 0) orelse rest.len;
-        self.offset += end + 1; // past the separator (or past the end for the last item)
-        return rest[0..end];
+        const buffer = self.scanner.buffer;
+        const end = self.scanner.next() orelse buffer.len;
+        std.debug.assert(end >= self.offset and end <= buffer.len);
+        const item = buffer[self.offset..end];
+        self.offset = end + 1; // past the separator (or past the end for the last item)
+        return item;
     }
 };
 
@@ -69,13 +113,14 @@ pub fn validateList(buffer: []const u8, count: u64, rule: ListRule) ListError!vo
     }
     // count items need count - 1 separators and at least one byte each.
     if (count > buffer.len / 2 + 1) return error.InvalidList;
+    var scanner: NulScanner = .init(buffer);
     var seen: u64 = 0;
     var previous: ?[]const u8 = null;
-    var offset: usize = 0;
+    var start: usize = 0;
     while (true) {
-        const rest = buffer[offset..];
-        const end = std.mem.indexOfScalar(u8, rest, 0) orelse rest.len;
-        const item = rest[0..end];
+        const separator = scanner.next();
+        const end = separator orelse buffer.len;
+        const item = buffer[start..end];
         seen += 1;
         if (seen > count) return error.InvalidList;
         switch (rule) {
@@ -88,9 +133,8 @@ pub fn validateList(buffer: []const u8, count: u64, rule: ListRule) ListError!vo
                 previous = item;
             },
         }
-        if (end == rest.len) break; // last item, no trailing separator
-        offset += end + 1;
-        if (offset == buffer.len) return error.InvalidList; // trailing NUL = empty last item
+        if (separator == null) break; // last item, no trailing separator
+        start = end + 1;
     }
     if (seen != count) return error.InvalidList;
 }
@@ -117,6 +161,18 @@ test "lists" {
     try std.testing.expectError(error.InvalidList, validateList("a\x00", 1, .items));
     try std.testing.expectError(error.InvalidList, validateList("a", 0, .items));
     try std.testing.expectError(error.InvalidPath, validateList("\x00a", 2, .items));
+    // Separators on both sides of 64-byte window edges, checked against a naive split.
+    var long_list: [300]u8 = @splat('a');
+    for ([_]usize{ 1, 63, 65, 127, 129, 200, 298 }) |at| long_list[at] = 0;
+    try validateList(&long_list, 8, .items);
+    try std.testing.expectError(error.InvalidList, validateList(&long_list, 7, .items));
+    try std.testing.expectError(error.InvalidList, validateList(&long_list, 9, .items));
+    var long_it = Iterator.init(&long_list, 8);
+    var naive = std.mem.splitScalar(u8, &long_list, 0);
+    while (naive.next()) |expected| try std.testing.expectEqualSlices(u8, expected, long_it.next().?);
+    try std.testing.expect(long_it.next() == null);
+    long_list[64] = 0; // adjacent separators: an empty item
+    try std.testing.expectError(error.InvalidPath, validateList(&long_list, 9, .items));
     var it = Iterator.init("x\x00yy\x00z", 3);
     try std.testing.expectEqualStrings("x", it.next().?);
     try std.testing.expectEqualStrings("yy", it.next().?);
