@@ -72,11 +72,11 @@ def app_and_token(tmp_path):
 def test_a_body_without_content_length_is_cut_off_while_streaming(
     app_and_token, size_bytes, status
 ):
-    # Waitress de-chunks and marks the input terminated; Werkzeug then reports no
-    # Content-Length for a chunked request, so the app must count the bytes itself.
+    # A server that streams a chunked body through (input terminated, no length known
+    # up front): the app must count the bytes itself and stop at the limit.
     app, token = app_and_token
     chunked = {"Authorization": f"Bearer {token}", "Transfer-Encoding": "chunked"}
-    terminated = {"wsgi.input_terminated": True}
+    terminated = {"wsgi.input_terminated": True, "CONTENT_LENGTH": ""}
     response = app.test_client().post(
         "/api/mic/projects/unit/blobs",
         input_stream=io.BytesIO(b"q" * size_bytes),

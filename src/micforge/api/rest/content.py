@@ -16,6 +16,7 @@ from micforge.api.rest.auth import current_user
 from micforge.api.rest.inputs import (
     LIMIT_MAX,
     body_chunks,
+    body_length,
     query_int,
     query_limit,
     query_str,
@@ -53,7 +54,7 @@ def upload_blob(project: str) -> tuple[dict, int]:
         current_user(),
         project,
         body_chunks(limit_bytes, "blob"),
-        expected_size=request.content_length,
+        expected_size=body_length(),
     )
     return view, 201 if created else 200
 

@@ -24,9 +24,25 @@ def _limits():
     return current_app.extensions["micforge"].config.limits
 
 
+def body_length() -> int | None:
+    """The body's length in bytes if known before reading it.
+
+    Werkzeug reports none for a chunked request, but a server that de-chunks
+    before calling the app (waitress) marks the input terminated and sets
+    CONTENT_LENGTH to the real length; use it, so a chunked body is judged
+    before it is read and the service can hash it in one pass.
+    """
+    if request.content_length is not None:
+        return request.content_length
+    raw = request.environ.get("CONTENT_LENGTH", "")
+    if request.environ.get("wsgi.input_terminated") and raw.isascii() and raw.isdigit():
+        return int(raw)
+    return None
+
+
 def check_content_length(limit_bytes: int, what: str) -> None:
     """413 from the header alone, before a byte of the body is read."""
-    length = request.content_length
+    length = body_length()
     if length is not None and length > limit_bytes:
         raise TooLarge(f"{what} is {length} bytes; the limit is {limit_bytes} bytes")
 
