@@ -647,3 +647,27 @@ test "extern struct layouts are pinned (must match mic_core.h)" {
     try testing.expectEqual(@as(usize, 336), @offsetOf(SessionFields, "bloom"));
     try testing.expectEqual(@as(usize, 96), @offsetOf(LandingFields, "path_count"));
 }
+
+test "no leaks on any rejected input (std.testing.allocator checks)" {
+    // Every truncation of a valid bloom, landing and session through the
+    // allocating paths: deserialize and the encoders' verify step.
+    var filter = try bloom.Bloom.init(testing.allocator, bloom.Geometry.landing);
+    defer filter.deinit();
+    filter.add("a/b");
+    filter.add("c");
+    const bloom_bytes = try filter.serialize(testing.allocator);
+    defer testing.allocator.free(bloom_bytes);
+    var cut: usize = 0;
+    while (cut < bloom_bytes.len) : (cut += 1) {
+        try testing.expectError(error.Corrupt, bloom.Bloom.deserialize(testing.allocator, bloom_bytes[0..cut]));
+    }
+    const rollup: RollupFields = .{ .level = 1, .start_position = 1, .count = 1, .bloom = .{ .offset = 0, .len = bloom_bytes.len } };
+    const rollup_bytes = try encodeRollup(testing.allocator, &rollup, bloom_bytes);
+    defer testing.allocator.free(rollup_bytes);
+    cut = 0;
+    while (cut < bloom_bytes.len) : (cut += 1) {
+        var bad = rollup;
+        bad.bloom.len = cut;
+        try testing.expectError(error.InvalidArgument, encodeRollup(testing.allocator, &bad, bloom_bytes));
+    }
+}
