@@ -102,6 +102,7 @@ def test_session_bodies_wrong_types_unknown_op_bad_paths_and_hashes(api):
         {"op": "rename", "path": "a", "blob_hash": blob},
         {"op": "write", "path": "a"},
         {"op": "write", "path": "a", "blob_hash": blob, "mode": "dir"},
+        {"op": "write", "path": "a", "blob_hash": blob, "mode": ""},
         {"op": "write", "path": "a", "blob_hash": blob.upper()},
         {"op": "write", "path": "a", "blob_hash": blob[:-2]},
         {"op": "write", "path": 5, "blob_hash": blob},

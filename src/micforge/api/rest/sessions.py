@@ -51,7 +51,8 @@ def parse_operation(raw: object, index: int | None = None) -> dict[str, Any]:
         if op == "delete":
             return {"op": "delete", "path": path}
         blob_hash = validate.hash_hex(field(raw, "blob_hash", str), "blob_hash")
-        mode = choice(field(raw, "mode", str, required=False) or "file", MODES, "mode")
+        mode = field(raw, "mode", str, required=False)
+        mode = "file" if mode is None else choice(mode, MODES, "mode")
     except InvalidRequest as error:
         raise InvalidRequest(f"{where}{error.message}") from None
     return {"op": "write", "path": path, "blob_hash": blob_hash, "mode": mode}
