@@ -89,3 +89,43 @@ def test_every_operation_but_the_public_ones_needs_a_token(micforge_server):
             assert response.status_code == 401, (method, path, response.status_code)
             checked += 1
     assert checked == sum(1 for op in OPERATIONS if not op.public) + 1  # + HEAD of blobs
+
+
+# API.md's tables, transcribed (parameter names as in our routes): the contract the
+# document and the app must both match.
+API_MD_ROUTES = {
+    ("get", "/api/mic/me"),
+    ("post", "/api/mic/tokens"),
+    ("get", "/api/mic/tokens"),
+    ("delete", "/api/mic/tokens/{token_id}"),
+    ("post", "/api/mic/projects"),
+    ("get", "/api/mic/projects"),
+    ("get", "/api/mic/projects/{project}"),
+    ("put", "/api/mic/projects/{project}/members/{user_id}"),
+    ("delete", "/api/mic/projects/{project}/members/{user_id}"),
+    ("post", "/api/mic/projects/{project}/sessions"),
+    ("get", "/api/mic/projects/{project}/sessions"),
+    ("get", "/api/mic/projects/{project}/sessions/{sid}"),
+    ("post", "/api/mic/projects/{project}/sessions/{sid}/operations"),
+    ("post", "/api/mic/projects/{project}/sessions/{sid}/decisions"),
+    ("post", "/api/mic/projects/{project}/sessions/{sid}/conversation"),
+    ("post", "/api/mic/projects/{project}/sessions/{sid}/land"),
+    ("post", "/api/mic/projects/{project}/sessions/{sid}/abandon"),
+    ("post", "/api/mic/projects/{project}/sessions/{sid}/rebase"),
+    ("post", "/api/mic/projects/{project}/blobs"),
+    ("head", "/api/mic/projects/{project}/blobs/{hash_hex}"),
+    ("get", "/api/mic/projects/{project}/blobs/{hash_hex}"),
+    ("get", "/api/mic/projects/{project}/tree"),
+    ("get", "/api/mic/projects/{project}/files/{path}"),
+    ("get", "/api/mic/projects/{project}/log"),
+    ("get", "/api/mic/projects/{project}/diff"),
+    ("get", "/healthz"),
+    ("get", "/metrics"),
+    ("get", "/api/openapi.json"),
+}
+
+
+def test_the_document_lists_exactly_the_routes_of_api_md():
+    document = openapi_document()
+    documented = {(method, path) for path, item in document["paths"].items() for method in item}
+    assert documented == API_MD_ROUTES
