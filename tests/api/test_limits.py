@@ -89,9 +89,9 @@ def test_json_body_goal_and_entries_over_their_limits_are_413(small_server):
     assert api.get(f"{sessions}/{sid}").json()["decisions"] == []
 
 
-def test_rate_limit_is_per_token_with_retry_after(server_factory):
+def test_rate_limit_is_per_token_with_retry_after(micforge_server_factory):
     # 2 per minute: a burst of 2, then one more every 30 s (far longer than this test).
-    server = server_factory(MICFORGE_RATE_LIMIT_PER_MINUTE="2")
+    server = micforge_server_factory(MICFORGE_RATE_LIMIT_PER_MINUTE="2")
     first = server.create_user()  # spends one request (GET /me)
     api = server.client(first.token)
     assert api.get("/api/mic/me").status_code == 200

@@ -65,8 +65,8 @@ def test_request_id_is_returned_and_a_tame_client_id_is_kept(micforge_server):
 
 
 @pytest.mark.slow
-def test_sigterm_lets_in_flight_requests_finish_then_exits(server_factory):
-    server = server_factory()
+def test_sigterm_lets_in_flight_requests_finish_then_exits(micforge_server_factory):
+    server = micforge_server_factory()
     api = server.client(server.create_user().token)
     project = create_project(api)
     data = os.urandom(16 * 1024 * 1024)
@@ -117,8 +117,8 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits(server_factory):
     assert server.process.wait(30) == 0
 
 
-def test_sigterm_on_an_idle_server_exits_promptly(server_factory):
-    server = server_factory()
+def test_sigterm_on_an_idle_server_exits_promptly(micforge_server_factory):
+    server = micforge_server_factory()
     keepalive = requests.Session()  # an idle keep-alive connection must not hold shutdown up
     assert keepalive.get(server.url + "/healthz", timeout=30).status_code == 200
     server.process.send_signal(signal.SIGTERM)

@@ -7,8 +7,8 @@ import requests
 from tests.api.helpers import assert_error, create_project
 
 
-def test_store_outage_is_503_and_writes_nothing(server_factory):
-    server = server_factory()
+def test_store_outage_is_503_and_writes_nothing(micforge_server_factory):
+    server = micforge_server_factory()
     api = server.client(server.create_user().token)
     project = create_project(api)
     store_dir = server.data_dir / "store"
