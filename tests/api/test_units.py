@@ -41,6 +41,25 @@ def test_token_bucket_allows_a_burst_then_refills_at_the_rate():
         limiter.take("t1")
 
 
+def test_limiter_memory_stays_bounded_and_drops_idle_buckets_first():
+    clock = Clock()
+    limiter = RateLimiter(per_minute=60, clock=clock, max_buckets=4)
+    for token in ("a", "b", "c"):
+        limiter.take(token)
+    clock.now_s += 120.0  # a, b, c are full again: nothing to remember about them
+    for _ in range(5):
+        limiter.take("busy")
+    limiter.take("new")
+    assert len(limiter) == 2  # idle a, b, c dropped; the busy bucket kept its debt
+    for _ in range(55):
+        limiter.take("busy")
+    with pytest.raises(RateLimited):
+        limiter.take("busy")
+    for token in ("x", "y", "z", "w"):  # all busy now: the oldest half goes
+        limiter.take(token)
+    assert len(limiter) <= 4
+
+
 def test_rate_limit_zero_is_off():
     limiter = RateLimiter(per_minute=0, clock=Clock())
     for _ in range(10_000):

@@ -37,9 +37,12 @@ class RateLimiter:
     == 0`` turns it off.
     """
 
-    def __init__(self, per_minute: int, clock=time.monotonic) -> None:
+    def __init__(
+        self, per_minute: int, clock=time.monotonic, max_buckets: int = _BUCKETS_MAX
+    ) -> None:
         self.per_minute = per_minute
         self._clock = clock
+        self._max_buckets = max_buckets
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
 
@@ -56,7 +59,7 @@ class RateLimiter:
         with self._lock:
             bucket = self._buckets.get(key)
             if bucket is None:
-                if len(self._buckets) >= _BUCKETS_MAX:
+                if len(self._buckets) >= self._max_buckets:
                     self._prune(now_s, rate_per_s)
                 bucket = self._buckets[key] = _Bucket(float(self.per_minute), now_s)
             bucket.tokens = min(
@@ -80,11 +83,13 @@ class RateLimiter:
         ]
         for key in full:
             del self._buckets[key]
-        if len(self._buckets) >= _BUCKETS_MAX:  # all busy: forget the oldest half
-            for key in sorted(self._buckets, key=lambda k: self._buckets[k].updated_s)[
-                : _BUCKETS_MAX // 2
-            ]:
+        if len(self._buckets) >= self._max_buckets:  # all busy: forget the oldest half
+            oldest = sorted(self._buckets, key=lambda k: self._buckets[k].updated_s)
+            for key in oldest[: self._max_buckets // 2]:
                 del self._buckets[key]
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
 
 def bearer_token() -> str:
