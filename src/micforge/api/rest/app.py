@@ -49,6 +49,11 @@ class AppState:
 
 
 def create_app(config: Config, *, services: Services | None = None) -> Flask:
+    """The REST app over ``services`` (built from ``config`` when not given).
+
+    One app per ``Services``: the app registers its HTTP metrics on
+    ``services.metrics.registry``, and a registry takes each metric name once.
+    """
     if services is None:
         from micforge.service import build_services
 
