@@ -14,24 +14,24 @@ def _borrow(data: bytes | bytearray | memoryview) -> object:
 
 
 def blake3(data: bytes) -> bytes:
-    out = ffi.new("uint8_t[32]")
-    check(lib.mic_blake3(_borrow(data), len(data), out), "blake3")
-    return ffi.buffer(out)[:]
+    out = bytearray(HASH_BYTES)  # cheaper than ffi.new + ffi.buffer for 32 bytes
+    check(lib.mic_blake3(_borrow(data), len(data), ffi.from_buffer(out)), "blake3")
+    return bytes(out)
 
 
 def blob_hash(content: bytes) -> bytes:
     """BLAKE3("blob\\0" ‖ varint(len) ‖ content): the content address of a blob."""
-    out = ffi.new("uint8_t[32]")
-    check(lib.mic_blob_hash(_borrow(content), len(content), out), "blob_hash")
-    return ffi.buffer(out)[:]
+    out = bytearray(HASH_BYTES)
+    check(lib.mic_blob_hash(_borrow(content), len(content), ffi.from_buffer(out)), "blob_hash")
+    return bytes(out)
 
 
 def path_hash(path: str) -> bytes:
     """The 16-byte bloom key of a path: BLAKE3("path\\0" ‖ UTF-8 path)[:16]."""
     encoded = path.encode("utf-8")
-    out = ffi.new("uint8_t[16]")
-    check(lib.mic_path_hash(encoded, len(encoded), out), "path_hash")
-    return ffi.buffer(out)[:]
+    out = bytearray(PATH_HASH_BYTES)
+    check(lib.mic_path_hash(encoded, len(encoded), ffi.from_buffer(out)), "path_hash")
+    return bytes(out)
 
 
 class Hasher:
