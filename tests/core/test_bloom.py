@@ -58,6 +58,10 @@ def test_bad_batch_adds_nothing() -> None:
         bloom.add_many(["ok", "x" * (core.PATH_BYTES_MAX + 1)])
     with pytest.raises(core.InvalidArgument):
         bloom.add_many("not-a-list")  # type: ignore[arg-type]
+    with pytest.raises(core.InvalidArgument):
+        bloom.add_many(["ok", "\ud800"])  # not encodable as UTF-8
+    with pytest.raises(core.InvalidArgument):
+        bloom.add("\ud800")
     assert bloom.to_bytes() == before
 
 

@@ -84,3 +84,11 @@ def test_shared_between_threads_never_repeats() -> None:
     assert len(set(values)) == len(values)
     for out in results:
         assert out == sorted(out)
+
+
+def test_close_is_idempotent_and_final() -> None:
+    with Hlc() as clock:
+        clock.now(1)
+    clock.close()
+    with pytest.raises(core.InvalidHandle):
+        clock.now(2)

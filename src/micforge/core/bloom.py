@@ -17,13 +17,23 @@ PATH_BYTES_MAX: int = lib.MIC_PATH_BYTES_MAX
 
 
 def _key(path: str) -> bytes:
-    return path.encode("utf-8")
+    try:
+        return path.encode("utf-8")
+    except (UnicodeEncodeError, AttributeError) as exc:
+        raise InvalidArgument(
+            f"bloom key is not a UTF-8 encodable str: {exc}", lib.MIC_INVALID_ARGUMENT
+        ) from None
 
 
 def _key_list(paths: Sequence[str]) -> bytes:
     if isinstance(paths, str):
         raise InvalidArgument("expected a sequence of paths, got one str", lib.MIC_INVALID_ARGUMENT)
-    return "\0".join(paths).encode("utf-8")
+    try:
+        return "\0".join(paths).encode("utf-8")
+    except (UnicodeEncodeError, TypeError) as exc:
+        raise InvalidArgument(
+            f"bloom keys must be UTF-8 encodable str: {exc}", lib.MIC_INVALID_ARGUMENT
+        ) from None
 
 
 class Bloom:

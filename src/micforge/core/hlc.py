@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from micforge.core._ffi import InvalidArgument, check, ffi, lib
+from micforge.core._ffi import InvalidArgument, InvalidHandle, check, ffi, lib
 
 LOGICAL_BITS = 16
 MS_MAX = (1 << 48) - 1
@@ -40,6 +40,23 @@ class Hlc:
         check(lib.mic_hlc_new(out), "Hlc")
         self._handle = ffi.gc(out[0], lib.mic_hlc_free)
 
+    def _live(self) -> object:
+        if self._handle is None:
+            raise InvalidHandle("Hlc is closed", lib.MIC_INVALID_HANDLE)
+        return self._handle
+
+    def close(self) -> None:
+        """Free the native clock now (idempotent); ffi.gc would otherwise do it later."""
+        if self._handle is not None:
+            handle, self._handle = self._handle, None
+            ffi.release(handle)
+
+    def __enter__(self) -> Hlc:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def now(self, wall_ms: int | None = None) -> int:
         """A timestamp later than every one this clock returned or received."""
         wall = _wall_ms(wall_ms)
@@ -48,7 +65,7 @@ class Hlc:
                 f"Hlc.now: wall_ms out of range: {wall}", lib.MIC_INVALID_ARGUMENT
             )
         out = ffi.new("uint64_t *")
-        check(lib.mic_hlc_now(self._handle, wall, out), "Hlc.now")
+        check(lib.mic_hlc_now(self._live(), wall, out), "Hlc.now")
         return int(out[0])
 
     def update(self, remote: int, wall_ms: int | None = None) -> int:
@@ -63,5 +80,5 @@ class Hlc:
                 f"Hlc.update: not a 64-bit HLC: {remote}", lib.MIC_INVALID_ARGUMENT
             )
         out = ffi.new("uint64_t *")
-        check(lib.mic_hlc_update(self._handle, remote, wall, out), "Hlc.update")
+        check(lib.mic_hlc_update(self._live(), remote, wall, out), "Hlc.update")
         return int(out[0])
