@@ -636,6 +636,15 @@ test "session round trip" {
     try testing.expectError(error.Corrupt, decodeSession(copy));
 }
 
+test "enum values are pinned (must match mic_core.h and the stored bytes)" {
+    try testing.expectEqual(@as(u8, 1), @intFromEnum(OpKind.write));
+    try testing.expectEqual(@as(u8, 2), @intFromEnum(OpKind.delete));
+    try testing.expectEqual(@as(u8, 2), @intFromEnum(Mode.symlink));
+    try testing.expectEqual(@as(u8, 3), @intFromEnum(State.abandoned));
+    try testing.expectEqual(@as(u8, 2), @intFromEnum(Role.system));
+    try testing.expectEqual(@as(u8, 1), @intFromEnum(bloom.Encoding.sparse));
+}
+
 test "extern struct layouts are pinned (must match mic_core.h)" {
     try testing.expectEqual(@as(usize, 16), @sizeOf(Span));
     try testing.expectEqual(@as(usize, 48), @sizeOf(Head));

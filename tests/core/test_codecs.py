@@ -155,13 +155,43 @@ def test_golden_bytes() -> None:
         [Decision("d", 12)], [Message(core.ROLE_USER, "m", 13)], [],
     )  # fmt: skip
     data = core.encode_session(session)
-    assert core.blake3(data).hex()[:16] == pyref.blake3(pyref.encode_session(session)).hex()[:16]
     assert data[:8] == b"MICS\x01\x00\x00\x00"
-    assert len(data) == 128 + 3 + 3 + 1 + 1 + 8 + 32 + 5 + 8 + 4 + 1 + 1 + 8 + 4 + 1 + len(
-        core.session_bloom(data).to_bytes()
+    assert (
+        core.blake3(data).hex()
+        == "8a9879d93bd4e3bd0255cf222811e3162f3398c5a213413dae98c06cb23fdeb9"
     )
     landing = LandingRecord(1, b"\x03" * 16, b"\x04" * 32, b"\x05" * 32, 7, "ada", "fix", ["a.txt"])
-    assert core.encode_landing(landing)[:16].hex() == "4d49434c010000000100000000000000"
+    landing_bytes = core.encode_landing(landing)
+    assert landing_bytes[:16].hex() == "4d49434c010000000100000000000000"
+    assert (
+        core.blake3(landing_bytes).hex()
+        == "3aa39c809b52ec42cee0a7d229922965b7a07607def4d2bde6365bb0b4b2d8e6"
+    )
+    bloom = core.Bloom.landing()
+    bloom.add("a.txt")
+    assert core.encode_rollup(Rollup(2, 101, 7, bloom.to_bytes())).hex() == (
+        "4d494352010200006500000000000000070000000000000027000000000000004d4943420101070000008000"
+        "0000000007b38d37f2ef0cf2ef0ca3e8df01f2ef0cf2ef0cf2ef0c"
+    )
+
+
+def test_enum_values_are_pinned() -> None:
+    # The header's numbers are the stored bytes: they may never change.
+    assert (core.OP_WRITE, core.OP_DELETE) == (1, 2)
+    assert (core.MODE_FILE, core.MODE_EXEC, core.MODE_SYMLINK) == (0, 1, 2)
+    assert (core.STATE_OPEN, core.STATE_LANDED, core.STATE_CONFLICTED, core.STATE_ABANDONED) == (
+        0,
+        1,
+        2,
+        3,
+    )
+    assert (core.ROLE_USER, core.ROLE_AGENT, core.ROLE_SYSTEM) == (0, 1, 2)
+    statuses = [
+        core.InvalidArgument, core.Corrupt, core.OutOfMemory, core.InvalidHandle,
+        core.BufferTooSmall, core.LimitExceeded, core.SizeMismatch, core.NotFoundNode, core.LoaderFailed,
+    ]  # fmt: skip
+    assert [cls.status for cls in statuses] == [1, 2, 3, 4, 5, 6, 7, 20, 21]
+    assert [cls.name for cls in statuses][:2] == ["MIC_INVALID_ARGUMENT", "MIC_CORRUPT"]
 
 
 @pytest.mark.parametrize(
