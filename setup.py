@@ -36,19 +36,22 @@ def library_name() -> str:
 def build_native(destination: Path) -> None:
     """Run the Zig build and copy its outputs into ``destination``."""
     prefix = ROOT / "zig-out"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ziglang",
-            "build",
-            "-Doptimize=ReleaseSafe",
-            "--prefix",
-            str(prefix),
-        ],
-        cwd=ROOT,
-        check=True,
-    )
+    command = [
+        sys.executable,
+        "-m",
+        "ziglang",
+        "build",
+        "-Doptimize=ReleaseSafe",
+        "--prefix",
+        str(prefix),
+    ]
+    # The library is tuned for the CPU that builds it (SIMD width of the path
+    # hashing and BLAKE3). For a wheel or image that runs on other machines, set
+    # MICFORGE_ZIG_CPU at build time: "baseline", or e.g. "x86_64_v3" (AVX2).
+    cpu = os.environ.get("MICFORGE_ZIG_CPU")
+    if cpu:
+        command.append(f"-Dcpu={cpu}")
+    subprocess.run(command, cwd=ROOT, check=True)
     lib_dir = "bin" if sys.platform == "win32" else "lib"
     destination.mkdir(parents=True, exist_ok=True)
     _replace(prefix / lib_dir / library_name(), destination / library_name())
