@@ -79,7 +79,7 @@ fn hashLanes(keys: []const []const u8, out: [][hash.path_hash_bytes]u8) void {
     for (keys, 0..) |key, lane| {
         std.debug.assert(key.len <= lane_key_bytes_max);
         message_bytes[lane] = hash.path_prefix.len + key.len;
-        blocks[lane] = @intCast(@max(1, std.math.divCeil(usize, message_bytes[lane], block_bytes) catch unreachable));
+        blocks[lane] = @intCast(@max(1, (message_bytes[lane] + block_bytes - 1) / block_bytes));
         max_blocks = @max(max_blocks, blocks[lane]);
     }
     var cv: [8]V = undefined;

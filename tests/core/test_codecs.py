@@ -211,6 +211,7 @@ def test_enum_values_are_pinned() -> None:
         ),
         lambda s: setattr(s, "operations", [Operation(core.OP_WRITE, "a", None)]),
         lambda s: setattr(s, "operations", [Operation(core.OP_WRITE, "a", b"x" * 31)]),
+        lambda s: setattr(s, "operations", [Operation(core.OP_DELETE, "a", b"x" * 32)]),
         lambda s: setattr(s, "operations", [Operation(core.OP_DELETE, "a", None, core.MODE_EXEC)]),
         lambda s: setattr(s, "operations", [Operation(3, "a", None)]),
         lambda s: setattr(s, "operations", [Operation(core.OP_WRITE, "a//b", b"x" * 32)]),

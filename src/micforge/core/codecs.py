@@ -289,6 +289,10 @@ def encode_session(session: SessionRecord) -> bytes:
         hashes = [op.blob_hash for op in ops if op.op == OP_WRITE]
         if any(h is None or len(h) != HASH_BYTES for h in hashes):
             raise _invalid("encode_session", "every write operation needs a 32-byte blob_hash")
+        if len(hashes) != len(ops) and any(
+            op.blob_hash is not None for op in ops if op.op != OP_WRITE
+        ):
+            raise _invalid("encode_session", "a delete operation carries no blob_hash")
         columns.add(fields.op_hashes, b"".join(hashes))
         columns.add(fields.op_paths, "\0".join([op.path for op in ops]).encode("utf-8"))
         decisions = session.decisions
