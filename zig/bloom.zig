@@ -172,10 +172,40 @@ pub const Bloom = struct {
         for (self.words, other.words) |*a, b| a.* |= b;
     }
 
+    /// Words per vector in the whole-filter scans (a small filter's tail is
+    /// scanned word by word).
+    const scan_words = 8;
+    const ScanBlock = @Vector(scan_words, u64);
+
     pub fn popCount(self: *const Bloom) u64 {
         var total: u64 = 0;
-        for (self.words) |word| total += @popCount(word);
+        var i: usize = 0;
+        while (i + scan_words <= self.words.len) : (i += scan_words) {
+            const block: ScanBlock = self.words[i..][0..scan_words].*;
+            total += @reduce(.Add, @as(ScanBlock, @popCount(block)));
+        }
+        for (self.words[i..]) |word| total += @popCount(word);
         return total;
+    }
+
+    /// Calls `visit.bit(index)` for every set bit in increasing order, skipping
+    /// all-zero blocks with one vector test (sparse filters are mostly zeros).
+    fn forEachSetBit(self: *const Bloom, visit: anytype) void {
+        var i: usize = 0;
+        while (i < self.words.len) : (i += scan_words) {
+            const end = @min(self.words.len, i + scan_words);
+            if (end - i == scan_words) {
+                const block: ScanBlock = self.words[i..][0..scan_words].*;
+                if (@reduce(.Or, block) == 0) continue;
+            }
+            for (self.words[i..end], i..) |word, w| {
+                var rest = word;
+                while (rest != 0) {
+                    visit.bit(@as(u64, w) * 64 + @ctz(rest));
+                    rest &= rest - 1;
+                }
+            }
+        }
     }
 
     /// Swamidass & Baldi: n ≈ -(m/k) ln(1 - X/m); +inf when every bit is set.
@@ -188,20 +218,17 @@ pub const Bloom = struct {
     }
 
     fn sparseBytes(self: *const Bloom, set_bits: u64) u64 {
-        var total: u64 = varint.encodedLength(set_bits);
-        var previous: u64 = 0;
-        var first = true;
-        for (self.words, 0..) |word, w| {
-            var rest = word;
-            while (rest != 0) {
-                const index = @as(u64, w) * 64 + @ctz(rest);
-                total += varint.encodedLength(if (first) index else index - previous);
-                previous = index;
-                first = false;
-                rest &= rest - 1;
+        const Sizer = struct {
+            total: u64,
+            previous: ?u64 = null,
+            fn bit(sizer: *@This(), index: u64) void {
+                sizer.total += varint.encodedLength(if (sizer.previous) |prev| index - prev else index);
+                sizer.previous = index;
             }
-        }
-        return total;
+        };
+        var sizer: Sizer = .{ .total = varint.encodedLength(set_bits) };
+        self.forEachSetBit(&sizer);
+        return sizer.total;
     }
 
     pub fn serializedEncoding(self: *const Bloom) struct { encoding: Encoding, body_bytes: u64 } {
@@ -240,19 +267,19 @@ pub const Bloom = struct {
                 for (self.words, 0..) |word, w| std.mem.writeInt(u64, body[w * 8 ..][0..8], word, .little);
             },
             .sparse => {
-                var offset = varint.write(body, self.popCount());
-                var previous: u64 = 0;
-                var first = true;
-                for (self.words, 0..) |word, w| {
-                    var rest = word;
-                    while (rest != 0) {
-                        const index = @as(u64, w) * 64 + @ctz(rest);
-                        offset += varint.write(body[offset..], if (first) index else index - previous);
-                        previous = index;
-                        first = false;
-                        rest &= rest - 1;
+                const Writer = struct {
+                    body: []u8,
+                    offset: usize,
+                    previous: ?u64 = null,
+                    fn bit(writer: *@This(), index: u64) void {
+                        const delta = if (writer.previous) |prev| index - prev else index;
+                        writer.offset += varint.write(writer.body[writer.offset..], delta);
+                        writer.previous = index;
                     }
-                }
+                };
+                var writer: Writer = .{ .body = body, .offset = varint.write(body, self.popCount()) };
+                self.forEachSetBit(&writer);
+                const offset = writer.offset;
                 std.debug.assert(offset == body.len);
             },
         }
