@@ -18,6 +18,7 @@ from micforge.core import (
     decode_head,
     decode_landing,
     decode_rollup,
+    encode_head,
     encode_rollup,
 )
 from micforge.core.tree import EMPTY_TREE_HASH, Tree
@@ -77,13 +78,15 @@ class History:
                 high = mid
         return low
 
-    def advance_head(self, project: str, position: int, tree_hash: bytes, hlc: int) -> None:
-        """Move the head hint forward to ``position`` (never backward). Safe to repeat."""
-        from micforge.core import encode_head
-
+    def advance_head(
+        self, project: str, position: int, tree_hash: bytes, hlc: int, known: HeadHint | None = None
+    ) -> None:
+        """Move the head hint forward to ``position`` (never backward). Safe to repeat.
+        ``known``, a hint read earlier, saves a read when nobody moved the head since."""
         data = encode_head(Head(position=position, tree_hash=tree_hash, hlc=hlc))
         for _ in range(64):
-            hint = self.read_head(project)
+            hint = known if known is not None else self.read_head(project)
+            known = None
             if hint.position >= position:
                 return
             try:

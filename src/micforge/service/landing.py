@@ -38,7 +38,7 @@ from micforge.core import (
 from micforge.core.tree import TreeEdit
 from micforge.errors import Conflict, Forbidden, InvalidState, Unavailable
 from micforge.service.common import STATE_NAMES, Authorizer, backoff_sleep
-from micforge.service.history import ROLLUP_SIZES, TOP_LEVEL, History
+from micforge.service.history import ROLLUP_SIZES, TOP_LEVEL, HeadHint, History
 from micforge.service.metrics import Metrics
 from micforge.service.sessions import SessionStore, SyncHlc, session_view
 from micforge.storage import PreconditionFailed, Store, keys
@@ -156,10 +156,11 @@ class LandingService:
                 raise Forbidden("only the session's owner or a project owner may land it")
             if rec.state == STATE_LANDED:
                 return self._result(project, rec)
-            tip = self._history.tip(project)
+            hint = self._history.read_head(project)
+            tip = self._history.tip(project, hint)
             own = self._own_landing_at_attempt(project, rec, tip)
             if own is not None:
-                return self._finish(project, sid, own, committed_here=False)
+                return self._finish(project, sid, own)
             if rec.state != STATE_OPEN:
                 raise InvalidState(f"session is {STATE_NAMES[rec.state]}; only open sessions land")
 
@@ -177,14 +178,22 @@ class LandingService:
             checked_upto = tip
 
             position = tip + 1
-            parent_tree = self._history.tree_at(project, tip)
-            tree_hash = self._write_tree(project, parent_tree, rec)
-            # Note the attempt before the commit point (also re-validates that the
-            # operations we build from are still the session's current ones).
+            # Note the attempt before the commit point. The If-Match also proves that the
+            # operations we build from are still the session's current ones. It does not
+            # depend on the tree, so it is written while the tree nodes are.
             noted = dataclasses.replace(rec, attempt_position=position, updated_at=self._hlc.now())
+            note = self._pool.submit(self._sessions.write, project, noted, etag)
             try:
-                self._sessions.write(project, noted, etag)
-            except PreconditionFailed:
+                parent_tree = (
+                    hint.tree_hash if hint.position == tip else self._history.tree_at(project, tip)
+                )
+                tree_hash = self._write_tree(project, parent_tree, rec)
+            finally:
+                try:
+                    noted_etag = note.result()
+                except PreconditionFailed:
+                    noted_etag = None
+            if noted_etag is None:
                 self._metrics.cas_retries.inc()
                 continue
             record = LandingRecord(
@@ -214,7 +223,7 @@ class LandingService:
                 )
                 continue
             self._metrics.landings.inc()
-            return self._finish(project, sid, record, committed_here=True)
+            return self._finish(project, sid, record, known_head=hint, noted=(noted, noted_etag))
         raise Unavailable(
             f"landing did not win a position after {self._config.landing_max_attempts} attempts; "
             "nothing was landed, try again"
@@ -277,9 +286,26 @@ class LandingService:
         self._metrics.conflicts.inc()
         raise Conflict(f"{len(paths)} path(s) changed since the session's base", paths=paths)
 
-    def _finish(self, project: str, sid: str, record: LandingRecord, committed_here: bool) -> dict:
-        """Post-commit steps, each idempotent: head hint, session state, rollups."""
-        self._history.advance_head(project, record.position, record.tree_hash, record.hlc)
+    def _finish(
+        self,
+        project: str,
+        sid: str,
+        record: LandingRecord,
+        *,
+        known_head: HeadHint | None = None,
+        noted: tuple[SessionRecord, str] | None = None,
+    ) -> dict:
+        """Post-commit steps, each idempotent: head hint and session state (in parallel,
+        they are independent), then rollups. ``known_head`` and ``noted`` (the session as
+        this lander last wrote it, with its etag) save the re-reads when nothing moved."""
+        head = self._pool.submit(
+            self._history.advance_head,
+            project,
+            record.position,
+            record.tree_hash,
+            record.hlc,
+            known_head,
+        )
 
         def mark(rec: SessionRecord) -> SessionRecord | None:
             if rec.state == STATE_LANDED:
@@ -293,12 +319,21 @@ class LandingService:
                 updated_at=self._hlc.now(),
             )
 
-        rec = self._sessions.update(project, sid, mark)
+        landed: SessionRecord | None = None
+        if noted is not None:
+            landed = mark(noted[0])
+            try:
+                self._sessions.write(project, landed, noted[1])  # type: ignore[arg-type]
+            except PreconditionFailed:
+                landed = None
+        if landed is None:
+            landed = self._sessions.update(project, sid, mark)
+        head.result()
         self._history.build_completed_rollups(project, record.position)
         return {
             "position": record.position,
             "tree_hash": record.tree_hash.hex(),
-            "session": session_view(project, rec),
+            "session": session_view(project, landed),
         }
 
     def _result(self, project: str, rec: SessionRecord) -> dict:
