@@ -217,71 +217,71 @@ pub const Bloom = struct {
         return -(m / k) * @log(1.0 - x / m);
     }
 
-    fn sparseBytes(self: *const Bloom, set_bits: u64) u64 {
-        const Sizer = struct {
-            total: u64,
-            previous: ?u64 = null,
-            fn bit(sizer: *@This(), index: u64) void {
-                sizer.total += varint.encodedLength(if (sizer.previous) |prev| index - prev else index);
-                sizer.previous = index;
-            }
-        };
-        var sizer: Sizer = .{ .total = varint.encodedLength(set_bits) };
-        self.forEachSetBit(&sizer);
-        return sizer.total;
-    }
+    /// Largest sparse delta: indices are < bits <= 2^32, so a delta takes <= 5 varint bytes.
+    const sparse_delta_bytes_max = 5;
 
-    pub fn serializedEncoding(self: *const Bloom) struct { encoding: Encoding, body_bytes: u64 } {
-        const dense_bytes = self.geometry.bits / 8;
-        const set_bits = self.popCount();
-        // Every sparse index takes at least one byte: skip the exact count when it cannot win.
-        if (set_bits >= dense_bytes) return .{ .encoding = .dense, .body_bytes = dense_bytes };
-        const sparse_bytes = self.sparseBytes(set_bits);
-        if (sparse_bytes < dense_bytes) return .{ .encoding = .sparse, .body_bytes = sparse_bytes };
-        return .{ .encoding = .dense, .body_bytes = dense_bytes };
+    comptime {
+        std.debug.assert(varint.encodedLength(bits_max - 1) <= sparse_delta_bytes_max);
     }
 
     /// The canonical serialization: whichever encoding is smaller (dense on a tie).
+    /// The sparse body is written once into a buffer of its worst-case size and
+    /// kept only if it wins; a separate sizing pass cost as much as the writing.
     pub fn serialize(self: *const Bloom, allocator: std.mem.Allocator) error{OutOfMemory}![]u8 {
-        const choice = self.serializedEncoding();
-        const out = try allocator.alloc(u8, @intCast(header_bytes + choice.body_bytes));
-        self.serializeInto(out, choice.encoding);
+        const dense_bytes = self.geometry.bits / 8;
+        const set_bits = self.popCount();
+        // Every sparse index takes at least one byte: no need to try when it cannot win.
+        if (set_bits < dense_bytes) {
+            const worst = header_bytes + varint.max_bytes + set_bits * sparse_delta_bytes_max;
+            const scratch = try allocator.alloc(u8, @intCast(worst));
+            defer allocator.free(scratch);
+            const body_bytes = self.writeSparse(scratch[header_bytes..], set_bits);
+            if (body_bytes < dense_bytes) {
+                self.writeHeader(scratch, .sparse);
+                return allocator.dupe(u8, scratch[0 .. header_bytes + body_bytes]);
+            }
+        }
+        const out = try allocator.alloc(u8, @intCast(header_bytes + dense_bytes));
+        self.serializeInto(out, .dense);
         return out;
     }
 
-    pub fn serializedSize(self: *const Bloom) u64 {
-        return header_bytes + self.serializedEncoding().body_bytes;
-    }
-
-    pub fn serializeInto(self: *const Bloom, out: []u8, encoding: Encoding) void {
+    fn writeHeader(self: *const Bloom, out: []u8, encoding: Encoding) void {
         @memcpy(out[0..4], magic);
         out[4] = format_version;
         out[5] = @intFromEnum(encoding);
         out[6] = self.geometry.k;
         out[7] = 0;
         std.mem.writeInt(u64, out[8..16], self.geometry.bits, .little);
+    }
+
+    /// Writes the sparse body (count, then deltas) and returns its length.
+    fn writeSparse(self: *const Bloom, body: []u8, set_bits: u64) usize {
+        const Writer = struct {
+            body: []u8,
+            offset: usize,
+            previous: ?u64 = null,
+            fn bit(writer: *@This(), index: u64) void {
+                const delta = if (writer.previous) |prev| index - prev else index;
+                writer.offset += varint.write(writer.body[writer.offset..], delta);
+                writer.previous = index;
+            }
+        };
+        var writer: Writer = .{ .body = body, .offset = varint.write(body, set_bits) };
+        self.forEachSetBit(&writer);
+        return writer.offset;
+    }
+
+    /// Writes the given encoding into `out`, which must be exactly its size (tests, fuzz seeds).
+    pub fn serializeInto(self: *const Bloom, out: []u8, encoding: Encoding) void {
+        self.writeHeader(out, encoding);
         const body = out[header_bytes..];
         switch (encoding) {
             .dense => {
                 std.debug.assert(body.len == self.words.len * 8);
                 for (self.words, 0..) |word, w| std.mem.writeInt(u64, body[w * 8 ..][0..8], word, .little);
             },
-            .sparse => {
-                const Writer = struct {
-                    body: []u8,
-                    offset: usize,
-                    previous: ?u64 = null,
-                    fn bit(writer: *@This(), index: u64) void {
-                        const delta = if (writer.previous) |prev| index - prev else index;
-                        writer.offset += varint.write(writer.body[writer.offset..], delta);
-                        writer.previous = index;
-                    }
-                };
-                var writer: Writer = .{ .body = body, .offset = varint.write(body, self.popCount()) };
-                self.forEachSetBit(&writer);
-                const offset = writer.offset;
-                std.debug.assert(offset == body.len);
-            },
+            .sparse => std.debug.assert(self.writeSparse(body, self.popCount()) == body.len),
         }
     }
 
