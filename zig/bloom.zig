@@ -249,7 +249,7 @@ pub const Bloom = struct {
     fn writeHeader(self: *const Bloom, out: []u8, encoding: Encoding) void {
         @memcpy(out[0..4], magic);
         out[4] = format_version;
-        out[5] = @intFromEnum(encoding);
+        out[5] = @backingInt(encoding);
         out[6] = self.geometry.k;
         out[7] = 0;
         std.mem.writeInt(u64, out[8..16], self.geometry.bits, .little);
@@ -384,7 +384,7 @@ test "add, contains, no false negatives, serialize both encodings" {
 
     const bytes = try bloom.serialize(testing.allocator);
     defer testing.allocator.free(bytes);
-    try testing.expectEqual(@as(u8, @intFromEnum(Encoding.sparse)), bytes[5]);
+    try testing.expectEqual(@as(u8, @backingInt(Encoding.sparse)), bytes[5]);
     var copy = try Bloom.deserialize(testing.allocator, bytes);
     defer copy.deinit();
     try testing.expectEqualSlices(u64, bloom.words, copy.words);

@@ -476,14 +476,14 @@ pub fn encodeSession(allocator: std.mem.Allocator, f: *const SessionFields, buff
     defer allocator.free(bloom_bytes);
 
     const parts = [_][]const u8{
-        owner,                              goal,
-        slice(buffer, f.op_kinds),          slice(buffer, f.op_modes),
-        slice(buffer, f.op_sizes),          hashes,
-        op_paths,                           slice(buffer, f.decision_ats),
-        slice(buffer, f.decision_lens),     decision_text,
-        slice(buffer, f.message_roles),     slice(buffer, f.message_ats),
-        slice(buffer, f.message_lens),      message_text,
-        conflict_paths,                     bloom_bytes,
+        owner,                          goal,
+        slice(buffer, f.op_kinds),      slice(buffer, f.op_modes),
+        slice(buffer, f.op_sizes),      hashes,
+        op_paths,                       slice(buffer, f.decision_ats),
+        slice(buffer, f.decision_lens), decision_text,
+        slice(buffer, f.message_roles), slice(buffer, f.message_ats),
+        slice(buffer, f.message_lens),  message_text,
+        conflict_paths,                 bloom_bytes,
     };
     var total: usize = session_header_bytes;
     for (parts) |part| total += part.len;
@@ -637,12 +637,12 @@ test "session round trip" {
 }
 
 test "enum values are pinned (must match mic_core.h and the stored bytes)" {
-    try testing.expectEqual(@as(u8, 1), @intFromEnum(OpKind.write));
-    try testing.expectEqual(@as(u8, 2), @intFromEnum(OpKind.delete));
-    try testing.expectEqual(@as(u8, 2), @intFromEnum(Mode.symlink));
-    try testing.expectEqual(@as(u8, 3), @intFromEnum(State.abandoned));
-    try testing.expectEqual(@as(u8, 2), @intFromEnum(Role.system));
-    try testing.expectEqual(@as(u8, 1), @intFromEnum(bloom.Encoding.sparse));
+    try testing.expectEqual(@as(u8, 1), @backingInt(OpKind.write));
+    try testing.expectEqual(@as(u8, 2), @backingInt(OpKind.delete));
+    try testing.expectEqual(@as(u8, 2), @backingInt(Mode.symlink));
+    try testing.expectEqual(@as(u8, 3), @backingInt(State.abandoned));
+    try testing.expectEqual(@as(u8, 2), @backingInt(Role.system));
+    try testing.expectEqual(@as(u8, 1), @backingInt(bloom.Encoding.sparse));
 }
 
 test "extern struct layouts are pinned (must match mic_core.h)" {

@@ -169,10 +169,10 @@ fn buildSeeds(allocator: std.mem.Allocator) []const Seed {
 }
 
 const huge_values = [_]u64{
-    0,                       1,                       0x7f,                    0x80,
-    0xff,                    0xffff,                  0x7fff_ffff,             0xffff_ffff,
-    0x1_0000_0000,           0x7fff_ffff_ffff_ffff,   0xffff_ffff_ffff_ffff,   1_000_000,
-    1_000_001,               16 * 1024 * 1024 + 1,    1 << 23,                 1 << 32,
+    0,             1,                     0x7f,                  0x80,
+    0xff,          0xffff,                0x7fff_ffff,           0xffff_ffff,
+    0x1_0000_0000, 0x7fff_ffff_ffff_ffff, 0xffff_ffff_ffff_ffff, 1_000_000,
+    1_000_001,     16 * 1024 * 1024 + 1,  1 << 23,               1 << 32,
 };
 
 fn mutate(random: std.Random, seeds: []const Seed, input: []const u8, out: []u8) usize {
@@ -303,7 +303,7 @@ fn decodeOne(kind: Kind, data: []const u8, stats: *[5]Stats) void {
             break :blk s;
         },
     };
-    const index = @intFromEnum(kind);
+    const index = @backingInt(kind);
     if (status == ok) {
         stats[index].accepted += 1;
     } else if (status == corrupt) {
@@ -323,9 +323,9 @@ pub fn main() void {
 
     // Unmutated seeds must be accepted by their own decoder.
     for (seeds) |seed| {
-        const before = stats[@intFromEnum(seed.kind)].accepted;
+        const before = stats[@backingInt(seed.kind)].accepted;
         decodeOne(seed.kind, seed.bytes, &stats);
-        if (stats[@intFromEnum(seed.kind)].accepted != before + 1) fail("a valid {s} seed was rejected", .{@tagName(seed.kind)});
+        if (stats[@backingInt(seed.kind)].accepted != before + 1) fail("a valid {s} seed was rejected", .{@tagName(seed.kind)});
     }
     // NULL input with a length is an argument error, never a read.
     if (core.mic_session_decode(null, 10, null) != 1) fail("NULL input was not rejected as an invalid argument", .{});
@@ -341,7 +341,7 @@ pub fn main() void {
             const len = mutate(random, seeds, seed.bytes, scratch);
             decodeOne(kind, scratch[0..len], &stats);
         }
-        const s = stats[@intFromEnum(kind)];
+        const s = stats[@backingInt(kind)];
         std.debug.print("fuzz {s:<8} inputs={d} accepted={d} rejected={d}\n", .{ @tagName(kind), options.iterations, s.accepted, s.rejected });
         if (s.rejected == 0) fail("{s}: no input was rejected; the mutations are not reaching the decoder", .{@tagName(kind)});
     }

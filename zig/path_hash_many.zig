@@ -50,10 +50,10 @@ inline fn g(s: *[16]V, comptime a: usize, comptime b: usize, comptime c: usize, 
 /// One compression per lane with counter 0; returns the first 8 output words.
 fn compress(cv: [8]V, m: [16]V, block_len: V, flags: V) [8]V {
     var s: [16]V = .{
-        cv[0],            cv[1],            cv[2],            cv[3],
-        cv[4],            cv[5],            cv[6],            cv[7],
-        @splat(iv[0]),    @splat(iv[1]),    @splat(iv[2]),    @splat(iv[3]),
-        @splat(0),        @splat(0),        block_len,        flags,
+        cv[0],         cv[1],         cv[2],         cv[3],
+        cv[4],         cv[5],         cv[6],         cv[7],
+        @splat(iv[0]), @splat(iv[1]), @splat(iv[2]), @splat(iv[3]),
+        @splat(0),     @splat(0),     block_len,     flags,
     };
     inline for (schedule) |sigma| {
         g(&s, 0, 4, 8, 12, m[sigma[0]], m[sigma[1]]);
