@@ -32,6 +32,7 @@ comptime {
 }
 
 pub const Error = error{ InvalidArgument, OutOfMemory, Corrupt };
+pub const DeserializeError = Error || error{LimitExceeded};
 
 pub const Geometry = struct {
     bits: u64,
@@ -285,8 +286,26 @@ pub const Bloom = struct {
         }
     }
 
+    /// Any geometry the format allows: up to bits_max (512 MiB) from a 17-byte
+    /// sparse input. Untrusted bytes go through `deserializeAtMost`.
     pub fn deserialize(allocator: std.mem.Allocator, data: []const u8) Error!Bloom {
+        return fromValidated(allocator, data, try validate(data));
+    }
+
+    /// Like `deserialize`, but a well-formed filter of more than `filter_bits_max`
+    /// bits is LimitExceeded before anything is allocated: the size of the
+    /// allocation is the caller's choice, not the input's.
+    pub fn deserializeAtMost(
+        allocator: std.mem.Allocator,
+        data: []const u8,
+        filter_bits_max: u64,
+    ) DeserializeError!Bloom {
         const parsed = try validate(data);
+        if (parsed.geometry.bits > filter_bits_max) return error.LimitExceeded;
+        return fromValidated(allocator, data, parsed);
+    }
+
+    fn fromValidated(allocator: std.mem.Allocator, data: []const u8, parsed: Parsed) Error!Bloom {
         var bloom = try Bloom.init(allocator, parsed.geometry);
         errdefer bloom.deinit();
         const body = data[header_bytes..];
@@ -408,6 +427,25 @@ test "sparse validation rejects disorder, duplicates, range and trailing bytes" 
     try testing.expectError(error.Corrupt, validate(header ++ "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"));
     try testing.expectError(error.Corrupt, validate("MICB\x01\x01\x03\x00" ++ "\x41\x00\x00\x00\x00\x00\x00\x00\x00"));
     try testing.expectError(error.Corrupt, validate("MICB\x01\x02\x03\x00" ++ "\x40\x00\x00\x00\x00\x00\x00\x00\x00"));
+}
+
+test "deserializeAtMost refuses a filter larger than the caller allows, before allocating" {
+    // 17 bytes claiming 2^32 bits (512 MiB): an empty sparse body is well formed.
+    const huge = "MICB\x01\x01\x07\x00" ++ "\x00\x00\x00\x00\x01\x00\x00\x00" ++ "\x00";
+    _ = try validate(huge);
+    // failing_allocator: any allocation attempt would be OutOfMemory, not LimitExceeded.
+    try testing.expectError(error.LimitExceeded, Bloom.deserializeAtMost(testing.failing_allocator, huge, 1 << 27));
+    try testing.expectError(error.Corrupt, Bloom.deserializeAtMost(testing.failing_allocator, huge[0..16], 1 << 27));
+
+    var filter = try Bloom.init(testing.allocator, .{ .bits = 1 << 12, .k = 3 });
+    defer filter.deinit();
+    filter.add("a/b");
+    const bytes = try filter.serialize(testing.allocator);
+    defer testing.allocator.free(bytes);
+    try testing.expectError(error.LimitExceeded, Bloom.deserializeAtMost(testing.allocator, bytes, (1 << 12) - 1));
+    var copy = try Bloom.deserializeAtMost(testing.allocator, bytes, 1 << 12);
+    defer copy.deinit();
+    try testing.expectEqualSlices(u64, filter.words, copy.words);
 }
 
 test "golden bits of a fixed input in the landing geometry" {

@@ -305,6 +305,14 @@ fn bloomDeserialize(data: ?[*]const u8, len: u64, bloom_out: ?*?*Bloom) Error!vo
     try bloomOut(bloom_out, try Bloom.deserialize(allocator, try inputBytes(data, len)));
 }
 
+pub export fn mic_bloom_deserialize_at_most(data: ?[*]const u8, len: u64, filter_bits_max: u64, bloom_out: ?*?*Bloom) i32 {
+    return toC(bloomDeserializeAtMost(data, len, filter_bits_max, bloom_out));
+}
+fn bloomDeserializeAtMost(data: ?[*]const u8, len: u64, filter_bits_max: u64, bloom_out: ?*?*Bloom) Error!void {
+    if (bloom_out == null) return error.InvalidArgument;
+    try bloomOut(bloom_out, try Bloom.deserializeAtMost(allocator, try inputBytes(data, len), filter_bits_max));
+}
+
 // ---- hybrid logical clock ----
 
 pub export fn mic_hlc_new(hlc_out: ?*?*hlc.Hlc) i32 {

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from micforge import core
 from micforge.core import Bloom
+from micforge.core.bloom import BLOOM_BITS_MAX, FROM_BYTES_MAX_BITS
 
 path_strategy = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"),
@@ -150,6 +151,34 @@ def test_dense_encoding_is_chosen_when_smaller() -> None:
 def test_corrupt_bytes_are_rejected(data: bytes) -> None:
     with pytest.raises(core.Corrupt):
         Bloom.from_bytes(data)
+
+
+def _empty_sparse(bits: int) -> bytes:
+    return b"MICB\x01\x01\x07\x00" + bits.to_bytes(8, "little") + b"\x00"
+
+
+def test_from_bytes_refuses_filters_larger_than_max_bits() -> None:
+    # 17 well-formed bytes declaring 2^32 bits would make the library allocate
+    # 512 MiB; the default limit refuses them before anything is allocated.
+    assert len(_empty_sparse(BLOOM_BITS_MAX)) == 17
+    with pytest.raises(core.LimitExceeded):
+        Bloom.from_bytes(_empty_sparse(BLOOM_BITS_MAX))
+    with pytest.raises(core.LimitExceeded):
+        Bloom.from_bytes(_empty_sparse(FROM_BYTES_MAX_BITS * 2))
+    with Bloom.from_bytes(_empty_sparse(FROM_BYTES_MAX_BITS)) as at_limit:
+        assert at_limit.bits == FROM_BYTES_MAX_BITS
+    with pytest.raises(core.Corrupt):  # malformed is Corrupt, whatever it declares
+        Bloom.from_bytes(_empty_sparse(BLOOM_BITS_MAX)[:16])
+
+    small = Bloom.with_geometry(1 << 12, 3)
+    small.add("a/b")
+    data = small.to_bytes()
+    with pytest.raises(core.LimitExceeded):
+        Bloom.from_bytes(data, max_bits=(1 << 12) - 1)
+    assert Bloom.from_bytes(data, max_bits=1 << 12).to_bytes() == data
+    assert Bloom.from_bytes(data, max_bits=1 << 80).to_bytes() == data  # above the format's ceiling
+    with pytest.raises(core.InvalidArgument):
+        Bloom.from_bytes(data, max_bits=-1)
 
 
 def test_closed_bloom_raises_and_close_is_idempotent() -> None:

@@ -110,7 +110,13 @@ mic_status mic_bloom_union(mic_bloom *into, const mic_bloom *from);
 mic_status mic_bloom_estimated_count(const mic_bloom *bloom, double *count_out);
 /* Canonical form: the smaller of the dense and sparse encodings. */
 mic_status mic_bloom_serialize(const mic_bloom *bloom, mic_bytes *bytes_out);
+/* Accepts any geometry the format allows, so a 17-byte input can make it
+ * allocate 512 MiB (2^32 bits): for untrusted bytes use _at_most. */
 mic_status mic_bloom_deserialize(const uint8_t *data, uint64_t len, mic_bloom **bloom_out);
+/* As mic_bloom_deserialize, but well-formed bytes declaring more than
+ * filter_bits_max bits are MIC_LIMIT_EXCEEDED, before anything is allocated
+ * (malformed bytes are MIC_CORRUPT first). */
+mic_status mic_bloom_deserialize_at_most(const uint8_t *data, uint64_t len, uint64_t filter_bits_max, mic_bloom **bloom_out);
 
 /* ---- hybrid logical clock ----
  * Timestamps: 48-bit wall milliseconds << 16 | 16-bit logical counter.

@@ -14,6 +14,11 @@ from micforge.core._ffi import InvalidArgument, InvalidHandle, check, ffi, lib, 
 LANDING_BLOOM_BITS: int = lib.MIC_LANDING_BLOOM_BITS
 LANDING_BLOOM_K: int = lib.MIC_LANDING_BLOOM_K
 PATH_BYTES_MAX: int = lib.MIC_PATH_BYTES_MAX
+BLOOM_BITS_MAX: int = lib.MIC_BLOOM_BITS_MAX  # the format's ceiling: 2^32 bits, 512 MiB
+# The largest filter `from_bytes` builds unless told otherwise: 2^27 bits, a 16 MiB
+# allocation, 16x the landing geometry. A 17-byte sparse input can declare
+# BLOOM_BITS_MAX bits, so bytes from outside must not pick the allocation size.
+FROM_BYTES_MAX_BITS: int = 1 << 27
 
 
 def _key(path: str) -> bytes:
@@ -71,9 +76,22 @@ class Bloom:
         return cls.with_geometry(LANDING_BLOOM_BITS, LANDING_BLOOM_K)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Bloom:
+    def from_bytes(cls, data: bytes, *, max_bits: int = FROM_BYTES_MAX_BITS) -> Bloom:
+        """The filter serialized in ``data`` (docs/formats.md, "Bloom filter").
+
+        Raises ``Corrupt`` for malformed bytes and ``LimitExceeded`` for a well-formed
+        filter of more than ``max_bits`` bits, before allocating anything; pass a
+        larger ``max_bits`` (up to ``BLOOM_BITS_MAX``) for bigger filters you trust.
+        """
+        if not isinstance(max_bits, int) or max_bits < 0:
+            raise InvalidArgument("max_bits must be an int >= 0", lib.MIC_INVALID_ARGUMENT)
         out = ffi.new("mic_bloom **")
-        check(lib.mic_bloom_deserialize(ffi.from_buffer(data), len(data), out), "Bloom.from_bytes")
+        check(
+            lib.mic_bloom_deserialize_at_most(
+                ffi.from_buffer(data), len(data), min(max_bits, BLOOM_BITS_MAX), out
+            ),
+            "Bloom.from_bytes",
+        )
         return cls(out[0])
 
     def _live(self) -> object:
