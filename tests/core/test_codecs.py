@@ -121,6 +121,25 @@ def test_session_matches_independent_reference(session: SessionRecord) -> None:
     assert pyref.decode_session(data) == session
 
 
+@pytest.mark.parametrize("op_count", [0, 1, 255, 256, 257, 600])
+@pytest.mark.parametrize("delete_every", [0, 1, 3])
+def test_session_decode_cuts_hashes_across_chunks(op_count: int, delete_every: int) -> None:
+    # decode_session cuts the blob hashes out 256 at a time: sessions around and
+    # past that size, with no, some and only deletes, against the reference decoder.
+    ops = []
+    for i in range(op_count):
+        path = f"d/{i:05d}"
+        if delete_every and i % delete_every == 0:
+            ops.append(Operation(core.OP_DELETE, path, None))
+        else:
+            ops.append(Operation(core.OP_WRITE, path, i.to_bytes(32, "little"), 0, i))
+    session = SessionRecord(b"\x01" * 16, core.STATE_OPEN, 1, 0, 0, "o", "g", 1, 2, ops)
+    data = core.encode_session(session)
+    decoded = core.decode_session(data)
+    assert decoded == session == pyref.decode_session(data)
+    assert [op.blob_hash for op in decoded.operations] == [op.blob_hash for op in ops]
+
+
 @settings(max_examples=150, deadline=None)
 @given(landings)
 def test_landing_round_trip(record: LandingRecord) -> None:

@@ -31,6 +31,12 @@ ROLE_SYSTEM: int = lib.MIC_ROLE_SYSTEM
 HEAD_BYTES: int = lib.MIC_HEAD_BYTES
 SESSION_ID_BYTES: int = lib.MIC_SESSION_ID_BYTES
 HASH_BYTES = 32
+_HASH_FORMAT = f"{HASH_BYTES}s"  # one blob hash, as bytes
+# Hashes are cut out of a decoded buffer this many at a time by one precompiled
+# Struct: one format per write count would fill struct's cache with formats of
+# up to a million codes.
+_HASHES_PER_CHUNK = 256
+_HASH_CHUNK = struct.Struct(_HASH_FORMAT * _HASHES_PER_CHUNK)
 
 # Errors Python raises while packing values C would never accept (negative or
 # oversized ints, non-UTF-8-encodable strings, wrong types).
@@ -344,14 +350,7 @@ def decode_session(data: bytes) -> SessionRecord:
     modes = data[modes_at : modes_at + n]
     sizes = struct.unpack_from(f"<{n}Q", data, f.op_sizes.offset)
     paths = _path_list(data, f.op_paths, n)
-    hashes_at = f.op_hashes.offset
-    hashes: list[bytes | None] = [
-        data[at : at + HASH_BYTES]
-        for at in range(hashes_at, hashes_at + f.op_hashes.len, HASH_BYTES)
-    ]
-    if len(hashes) != n:  # some deletes: they carry no hash
-        next_hash = iter(hashes).__next__
-        hashes = [next_hash() if kind == OP_WRITE else None for kind in kinds]
+    hashes = _blob_hashes(data, f.op_hashes.offset, f.op_hashes.len // HASH_BYTES, kinds)
     # map() over the columns: building the objects is most of the cost of a decode.
     operations = list(map(Operation, kinds, paths, hashes, modes, sizes))
 
@@ -389,6 +388,24 @@ def decode_session(data: bytes) -> SessionRecord:
         conversation,
         _path_list(data, f.conflict_paths, f.conflict_count),
     )
+
+
+def _blob_hashes(data: bytes, hashes_at: int, write_count: int, kinds: bytes) -> list[bytes | None]:
+    """One blob hash per operation: the next stored hash for a write, None for a delete.
+
+    ``struct`` cuts the stored hashes (writes only) out of the buffer a chunk at
+    a time; slicing them one by one in Python cost as much as the C decode.
+    """
+    full_chunks, rest = divmod(write_count, _HASHES_PER_CHUNK)
+    rest_at = hashes_at + full_chunks * _HASH_CHUNK.size
+    hashes: list[bytes | None] = []
+    for chunk_at in range(hashes_at, rest_at, _HASH_CHUNK.size):
+        hashes += _HASH_CHUNK.unpack_from(data, chunk_at)
+    hashes += struct.unpack_from(_HASH_FORMAT * rest, data, rest_at)
+    if write_count == len(kinds):
+        return hashes
+    next_hash = iter(hashes).__next__
+    return [next_hash() if kind == OP_WRITE else None for kind in kinds]
 
 
 def _entries(data: bytes, lens_at: int, text_at: int, count: int) -> list[str]:
