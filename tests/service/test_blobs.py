@@ -5,10 +5,16 @@ from __future__ import annotations
 import os
 
 import pytest
+import zstandard
 
 from micforge.core import blob_hash
 from micforge.errors import Corrupt, Forbidden, InvalidRequest, NotFound, TooLarge
-from micforge.service.blobs import HEADER_BYTES, VERIFY_BEFORE_SERVING_BYTES
+from micforge.service.blobs import (
+    HEADER_BYTES,
+    VERIFY_BEFORE_SERVING_BYTES,
+    _compresses,
+    decode_header,
+)
 from micforge.storage import keys
 
 from .conftest import World
@@ -46,6 +52,37 @@ def test_streams_with_and_without_a_known_size(world: World, size: int) -> None:
     assert all(len(p) <= 100_000 for p in parts)
 
 
+# Below and above the size from which zstd compresses on worker threads (the first
+# chunk compresses, so the larger size takes them): the stored object must be the
+# same format either way (docs/formats.md "Blob objects").
+@pytest.mark.parametrize("size", [100_000, 6 * 1024 * 1024 + 7])
+@pytest.mark.parametrize("how", ["put", "put_stream"])
+def test_stored_object_is_a_header_and_one_frame_with_its_size(
+    world: World, size: int, how: str
+) -> None:
+    w = world
+    data = (b"compressible " * size)[: size // 2] + os.urandom(size - size // 2)
+    if how == "put":
+        view, _ = w.services.blobs.put(w.owner, w.project, data)
+    else:
+        view, _ = w.services.blobs.put_stream(
+            w.owner, w.project, _chunks(data, 256 * 1024), expected_size=size
+        )
+    stored, _ = w.store.get(keys.blob(w.project, view["hash"]))
+    assert decode_header(stored, blob_hash(data)) == size
+    frame = stored[HEADER_BYTES:]
+    assert zstandard.get_frame_parameters(frame).content_size == size
+    reader = zstandard.ZstdDecompressor().decompressobj()
+    assert reader.decompress(frame) == data
+    assert reader.eof and reader.unused_data == b""  # exactly one frame, nothing after it
+
+
+def test_only_a_sample_that_compresses_takes_the_compression_threads() -> None:
+    assert _compresses(b"source code, say " * 4096)
+    assert not _compresses(os.urandom(64 * 1024))
+    assert not _compresses(b"")
+
+
 def test_limits_and_mismatches_store_nothing(make_world) -> None:
     w = make_world(blob_max_bytes=1000)
     blobs = w.services.blobs
@@ -73,6 +110,24 @@ def test_a_broken_stream_stores_nothing(world: World) -> None:
 
     with pytest.raises(ConnectionError):
         w.services.blobs.put_stream(w.owner, w.project, broken())
+    assert w.store.list(f"projects/{w.project}/blobs/") == []
+
+
+def test_a_large_stream_that_breaks_or_runs_short_stores_nothing(world: World) -> None:
+    # Large enough for zstd's worker threads: abandoning them mid-frame must not store anything.
+    w = world
+    size = 8 * 1024 * 1024
+
+    def broken():
+        yield os.urandom(size // 2)
+        raise ConnectionError("client went away")
+
+    with pytest.raises(ConnectionError):
+        w.services.blobs.put_stream(w.owner, w.project, broken(), expected_size=size)
+    with pytest.raises(InvalidRequest):
+        w.services.blobs.put_stream(
+            w.owner, w.project, iter([os.urandom(size - 1)]), expected_size=size
+        )
     assert w.store.list(f"projects/{w.project}/blobs/") == []
 
 

@@ -8,6 +8,7 @@ every read, so a corrupt object is an error and never served as content.
 
 from __future__ import annotations
 
+import itertools
 import struct
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -30,6 +31,20 @@ HEADER_BYTES = _HEADER.size  # 48
 # Blobs up to this size are verified in full before the first byte is sent.
 VERIFY_BEFORE_SERVING_BYTES = 8 * 1024 * 1024
 _SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
+# Large blobs that compress are compressed by zstd's own worker threads while
+# the caller receives and hashes (BLAKE3 and zstd both release the GIL), so the
+# two passes overlap instead of adding up, with zstd's job buffers in between
+# (bounded by the level, not the blob: ~17 MiB at level 1, ~50 MiB at 3). It is still one frame with its content size: the workers split
+# the input into jobs, not the frame. Measured through gRPC on 2 cores: uploads of
+# source-like data 25-45% faster; on incompressible data (random bytes, media,
+# archives) zstd is so fast that the handoff costs more than it saves (~9%
+# slower), so a sample of the first chunk decides; and smaller blobs are one job
+# anyway, where starting the threads costs more than it saves.
+_COMPRESS_THREADS = 2
+_COMPRESS_THREADS_MIN_BYTES = 4 * 1024 * 1024
+_SAMPLE_BYTES = 64 * 1024
+_SAMPLE_LEVEL = 1
+_SAMPLE_COMPRESSED_RATIO_MAX = 0.9  # above: treat the blob as incompressible
 
 
 def encode_header(size_bytes: int, digest: bytes) -> bytes:
@@ -65,7 +80,8 @@ class BlobService:
         key = keys.blob(project, digest.hex())
         if self._store.head(key) is not None:
             return {"hash": digest.hex(), "size": len(data)}, False
-        body = encode_header(len(data), digest) + self._compressor().compress(data)
+        compressor = self._compressor(len(data), sample=data)
+        body = encode_header(len(data), digest) + compressor.compress(data)
         try:
             self._store.put(key, body, if_none_match=True)
         except PreconditionFailed:
@@ -119,9 +135,12 @@ class BlobService:
         # One pass: hash and compress while receiving (the size is part of the hashed prefix).
         spool.write(encode_header(size_bytes, bytes(32)))
         hasher = BlobHasher(size_bytes)
-        writer = self._compressor().stream_writer(spool, size=size_bytes, closefd=False)
+        chunks = iter(chunks)
+        first = next(chunks, b"")
+        compressor = self._compressor(size_bytes, sample=first)
+        writer = compressor.stream_writer(spool, size=size_bytes, closefd=False)
         received = 0
-        for chunk in chunks:
+        for chunk in itertools.chain([first], chunks):
             received += len(chunk)
             if received > size_bytes:
                 raise InvalidRequest(f"received more than the announced {size_bytes} bytes")
@@ -240,8 +259,20 @@ class BlobService:
         finally:
             reader.close()
 
-    def _compressor(self) -> zstandard.ZstdCompressor:
-        return zstandard.ZstdCompressor(level=self._config.blob_zstd_level, write_content_size=True)
+    def _compressor(self, size_bytes: int, *, sample: bytes) -> zstandard.ZstdCompressor:
+        """The compressor for a blob of ``size_bytes`` that starts with ``sample``."""
+        threads = 0
+        if size_bytes >= _COMPRESS_THREADS_MIN_BYTES and _compresses(sample[:_SAMPLE_BYTES]):
+            threads = _COMPRESS_THREADS
+        return zstandard.ZstdCompressor(
+            level=self._config.blob_zstd_level, threads=threads, write_content_size=True
+        )
+
+
+def _compresses(sample: bytes) -> bool:
+    # ~15 us on random bytes, ~0.2 ms on text: noise next to a blob of 4 MiB or more.
+    compressed = zstandard.ZstdCompressor(level=_SAMPLE_LEVEL).compress(sample)
+    return len(compressed) <= len(sample) * _SAMPLE_COMPRESSED_RATIO_MAX
 
 
 def _read_exactly(reader: BinaryIO, n: int) -> bytes:
