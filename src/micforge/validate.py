@@ -65,7 +65,7 @@ def project_id(value: object) -> str:
 
 
 def session_id(value: object) -> str:
-    """Session ids are 32 lowercase hex characters (16 bytes: 6 of time, 10 random)."""
+    """Session ids are 32 lowercase hex characters (16 bytes: 8 of HLC time, 8 random)."""
     if not isinstance(value, str) or not _SESSION_ID.fullmatch(value):
         raise InvalidRequest("session id must be 32 lowercase hex characters")
     return value

@@ -12,7 +12,6 @@ import binascii
 import dataclasses
 import os
 import threading
-import time
 from collections.abc import Callable
 
 from micforge import validate
@@ -66,9 +65,11 @@ class SyncHlc:
             return self._hlc.now()
 
 
-def new_session_id() -> bytes:
-    """16 bytes: 6 of milliseconds (so ids sort by creation time) + 10 random."""
-    return (time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10)
+def new_session_id(hlc: int) -> bytes:
+    """16 bytes: the HLC timestamp big-endian (8) + 8 random. The HLC is strictly
+    monotonic per process and wall-clock based, so ids sort by creation: exactly within
+    one agent, to the millisecond across agents; the random half keeps them unique."""
+    return hlc.to_bytes(8, "big") + os.urandom(8)
 
 
 def session_view(project: str, rec: SessionRecord) -> dict:
@@ -181,7 +182,7 @@ class SessionService:
         _check_text(goal, "goal")
         now = self._hlc.now()
         rec = SessionRecord(
-            id=new_session_id(),
+            id=new_session_id(now),
             state=STATE_OPEN,
             base_position=self._history.tip(project),
             landed_position=0,
