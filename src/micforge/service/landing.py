@@ -151,13 +151,21 @@ class LandingService:
         role = self._authz.require(user, project, Role.WRITE)
         checked_upto: int | None = None  # conflicts already ruled out in (base, checked_upto]
         for attempt in range(self._config.landing_max_attempts):
-            rec, etag = self._sessions.load(project, sid)
+            # The session and the tip are read in parallel (one round trip less).
+            loading = self._pool.submit(self._sessions.load, project, sid)
+            try:
+                hint = self._history.read_head(project)
+                tip = self._history.tip(project, hint)
+            finally:
+                rec, etag = loading.result()
             if rec.owner != user.id and role < Role.OWNER:
                 raise Forbidden("only the session's owner or a project owner may land it")
             if rec.state == STATE_LANDED:
                 return self._result(project, rec)
-            hint = self._history.read_head(project)
-            tip = self._history.tip(project, hint)
+            if rec.attempt_position > tip + 1:
+                # Our tip was read before another lander of this session noted its attempt
+                # (log/{attempt-1} exists): look again rather than move the attempt backward.
+                continue
             own = self._own_landing_at_attempt(project, rec, tip)
             if own is not None:
                 return self._finish(project, sid, own)
