@@ -203,3 +203,49 @@ def test_a_missing_rollup_is_never_read_as_no_conflict(world: World) -> None:
     with pytest.raises(Conflict) as caught:
         w.land(base)
     assert caught.value.paths == ["target"]
+
+
+def test_a_lander_that_meets_its_own_record_returns_it(world: World) -> None:
+    """Agent B read the session before agent A committed it: B's conflict check then
+    meets the session's own landing record and must answer with that position."""
+    import dataclasses
+
+    from micforge.core import STATE_OPEN, decode_session, encode_session
+
+    w = world
+    sid = w.session()
+    w.write(sid, "x.txt", b"x")
+    assert w.land(sid)["position"] == 1
+    data, etag = w.store.get(keys.session(w.project, sid))
+    stale = dataclasses.replace(decode_session(data), state=STATE_OPEN, landed_position=0, attempt_position=0)
+    w.store.put(keys.session(w.project, sid), encode_session(stale), if_match=etag)
+    again = w.land(sid)
+    assert again["position"] == 1 and again["session"]["state"] == "landed"
+    assert w.services.history.tip(w.project) == 1
+
+
+def test_operations_recorded_during_a_landing_are_conflict_checked(make_world) -> None:
+    """An operation recorded between the conflict check and the attempt note makes the
+    note's If-Match fail; the retry must check the new path over the whole range."""
+    from .wrappers import HookStore
+
+    w = make_world(wrap=HookStore)
+    s, t = w.session(), w.session()
+    w.write(s, "a.txt", b"from s")
+    w.write(t, "b.txt", b"from t")
+    assert w.land(t)["position"] == 1
+    late = w.blob(b"from s too")
+
+    def record_late_operation() -> None:
+        w.services.sessions.record_operations(
+            w.owner, w.project, s, [{"op": "write", "path": "b.txt", "blob_hash": late}]
+        )
+
+    w.store.suffix = keys.session(w.project, s)
+    w.store.hook = record_late_operation
+    with pytest.raises(Conflict) as caught:
+        w.land(s)
+    assert caught.value.paths == ["b.txt"]
+    assert w.store.hook is None  # the interleaving really happened
+    size, chunks = w.services.content.file(w.owner, w.project, "b.txt")
+    assert b"".join(chunks) == b"from t"

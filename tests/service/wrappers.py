@@ -98,3 +98,20 @@ class CrashingStore(CountingStore):
 
 
 __all__ = ["CountingStore", "CrashingStore", "InjectedCrash"]
+
+
+class HookStore(CountingStore):
+    """Runs ``hook`` once, just before the first conditional write to a key ending in
+    ``suffix``: a deterministic stand-in for another agent acting at that instant."""
+
+    def __init__(self, inner: Store) -> None:
+        super().__init__(inner)
+        self.hook = None
+        self.suffix = ""
+
+    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+        hook = self.hook
+        if hook is not None and if_match is not None and key.endswith(self.suffix):
+            self.hook = None
+            hook()
+        return super().put(key, data, if_match=if_match, if_none_match=if_none_match)

@@ -149,7 +149,9 @@ class LandingService:
         Raises Conflict(paths) (the session becomes conflicted), InvalidState, Unavailable."""
         validate.session_id(sid)
         role = self._authz.require(user, project, Role.WRITE)
-        checked_upto: int | None = None  # conflicts already ruled out in (base, checked_upto]
+        # Conflicts already ruled out: (base, upto] for exactly this base and path set.
+        # Operations may be recorded between two attempts, so the key is the paths too.
+        checked: tuple[int, frozenset[str], int] | None = None
         for attempt in range(self._config.landing_max_attempts):
             # The session and the tip are read in parallel (one round trip less).
             loading = self._pool.submit(self._sessions.load, project, sid)
@@ -173,17 +175,21 @@ class LandingService:
                 raise InvalidState(f"session is {STATE_NAMES[rec.state]}; only open sessions land")
 
             paths = [op.path for op in rec.operations]
-            lo = max(rec.base_position, checked_upto if checked_upto is not None else 0) + 1
+            key = (rec.base_position, frozenset(paths))
+            lo = (
+                checked[2] if checked is not None and checked[:2] == key else rec.base_position
+            ) + 1
             check = self._checker.check(project, rec.id, paths, lo, tip, tip)
             self.last_check = check
             self._metrics.conflict_check_reads.inc(check.objects_read)
             if check.own_position is not None:
-                return self._finish(
-                    project, sid, self._history.record(project, check.own_position), False
-                )
+                return self._finish(project, sid, self._history.record(project, check.own_position))
             if check.conflicts:
-                return self._mark_conflicted(project, sid, sorted(check.conflicts), tip)
-            checked_upto = tip
+                marked = self._mark_conflicted(project, sid, key, sorted(check.conflicts), tip)
+                if marked is None:
+                    continue  # the session changed (e.g. rebased) since it was checked
+                return marked
+            checked = (*key, tip)
 
             position = tip + 1
             # Note the attempt before the commit point. The If-Match also proves that the
@@ -274,9 +280,25 @@ class LandingService:
         else:
             list(self._pool.map(put, nodes))
 
-    def _mark_conflicted(self, project: str, sid: str, paths: list[str], tip: int) -> dict:
+    def _mark_conflicted(
+        self,
+        project: str,
+        sid: str,
+        checked: tuple[int, frozenset[str]],
+        paths: list[str],
+        tip: int,
+    ) -> dict | None:
+        """Mark the session conflicted with ``paths`` and raise Conflict; or return its
+        result if it landed meanwhile; or None if its base or paths changed since the
+        check (a concurrent rebase or new operations): the caller must check again."""
+        moved = False
+
         def change(rec: SessionRecord) -> SessionRecord | None:
+            nonlocal moved
             if rec.state != STATE_OPEN:
+                return None
+            if (rec.base_position, frozenset(op.path for op in rec.operations)) != checked:
+                moved = True
                 return None
             # Any earlier attempt position is <= tip and was checked: it lost, forget it.
             attempt = rec.attempt_position if rec.attempt_position > tip else 0
@@ -291,6 +313,8 @@ class LandingService:
         rec = self._sessions.update(project, sid, change)
         if rec.state == STATE_LANDED:
             return self._result(project, rec)
+        if moved:
+            return None
         self._metrics.conflicts.inc()
         raise Conflict(f"{len(paths)} path(s) changed since the session's base", paths=paths)
 

@@ -341,6 +341,10 @@ class SessionService:
         def change(rec: SessionRecord) -> SessionRecord:
             _require_owner(rec, user, role)
             self._require_open(project, rec)
+            # History may still be added while a landing is in flight (it changes no
+            # path), but not once the log shows the session landed.
+            if self._landed_at_attempt(project, rec):
+                raise InvalidState("session has landed")
             return append(rec)
 
         return session_view(project, self._sessions.update(project, sid, change))

@@ -108,7 +108,7 @@ def log(project: str) -> dict:
     return _state().services.content.log(
         current_user(),
         project,
-        from_position=query_int("from", minimum=1),
+        from_position=query_int("from", minimum=0),
         limit=query_limit(LOG_PAGE_DEFAULT),
     )
 
