@@ -217,7 +217,9 @@ def test_a_lander_that_meets_its_own_record_returns_it(world: World) -> None:
     w.write(sid, "x.txt", b"x")
     assert w.land(sid)["position"] == 1
     data, etag = w.store.get(keys.session(w.project, sid))
-    stale = dataclasses.replace(decode_session(data), state=STATE_OPEN, landed_position=0, attempt_position=0)
+    stale = dataclasses.replace(
+        decode_session(data), state=STATE_OPEN, landed_position=0, attempt_position=0
+    )
     w.store.put(keys.session(w.project, sid), encode_session(stale), if_match=etag)
     again = w.land(sid)
     assert again["position"] == 1 and again["session"]["state"] == "landed"

@@ -109,7 +109,9 @@ class HookStore(CountingStore):
         self.hook = None
         self.suffix = ""
 
-    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+    def put(
+        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False
+    ) -> str:
         hook = self.hook
         if hook is not None and if_match is not None and key.endswith(self.suffix):
             self.hook = None
