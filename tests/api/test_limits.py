@@ -101,3 +101,69 @@ def test_rate_limit_is_per_token_with_retry_after(micforge_server_factory):
     # Another token has its own bucket; the public endpoints are not limited.
     assert server.client(server.create_user().token).get("/api/mic/me").status_code == 200
     assert all(api.get("/healthz").status_code == 200 for _ in range(5))
+
+
+def _send_headers_only(
+    url: str, token: str, method: str, path: str, content_length: int, expect: bool
+) -> bytes:
+    """Send a request's headers announcing ``content_length`` bytes, and no body."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    lines = [
+        f"{method} {path} HTTP/1.1",
+        f"Host: {parts.hostname}:{parts.port}",
+        f"Authorization: Bearer {token}",
+        "Content-Type: application/json",
+        f"Content-Length: {content_length}",
+    ]
+    if expect:
+        lines.append("Expect: 100-continue")
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+
+@pytest.mark.parametrize("expect", [False, True])
+def test_413_is_decided_from_content_length_before_the_body_is_read(small_server, expect):
+    """The server answers 413 from the headers alone: a client that announces too much
+    gets the answer without sending a byte of body (and no 100 Continue)."""
+    user = small_server.create_user()
+    api = small_server.client(user.token)
+    project = create_project(api)
+    answer = _send_headers_only(
+        small_server.url,
+        user.token,
+        "POST",
+        f"/api/mic/projects/{project}/sessions",
+        JSON_MAX + 1,
+        expect,
+    )
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"100 Continue" not in answer
+    blob_answer = _send_headers_only(
+        small_server.url,
+        user.token,
+        "POST",
+        f"/api/mic/projects/{project}/blobs",
+        BLOB_MAX + 1,
+        expect,
+    )
+    assert blob_answer.startswith(b"HTTP/1.1 413"), blob_answer[:200]
+    # Under its limit a blob upload is not refused early: the server waits for the body.
+    ok = _send_headers_only(
+        small_server.url,
+        user.token,
+        "POST",
+        f"/api/mic/projects/{project}/blobs",
+        JSON_MAX + 1,
+        True,
+    )
+    assert ok.startswith(b"HTTP/1.1 100 Continue"), ok[:200]

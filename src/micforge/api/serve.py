@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import signal
 import sys
 import threading
@@ -19,14 +20,16 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
 from waitress.server import create_server
 from waitress.task import ErrorTask
+from waitress.utilities import RequestEntityTooLarge
 from waitress.wasyncore import close_all, dispatcher
 
 from micforge.api.grpc import build_grpc_server
 from micforge.api.rest import create_app
 from micforge.api.rest.errors import code_for_status, error_body
-from micforge.config import Config
+from micforge.config import Config, Limits
 
 log = logging.getLogger("micforge.serve")
 
@@ -52,6 +55,33 @@ class _JsonErrorTask(ErrorTask):
 
 class _Channel(HTTPChannel):
     error_task_class = _JsonErrorTask
+
+
+_BLOB_UPLOAD = re.compile(r"/api/mic/projects/[^/]+/blobs/?")
+
+
+def _channel_class(limits: Limits) -> type[HTTPChannel]:
+    """A channel whose parser decides 413 from Content-Length, per endpoint, as soon as
+    the headers are in: the body over the limit is never read, and no ``100 Continue`` is
+    sent for it. (Waitress alone only knows one server-wide cap, so without this a JSON
+    endpoint would take a body up to the blob limit before the app could refuse it.)"""
+
+    class _LimitedParser(HTTPRequestParser):
+        def parse_header(self, header_plus: bytes) -> None:
+            super().parse_header(header_plus)
+            upload = self.command == "POST" and _BLOB_UPLOAD.fullmatch(self.path or "")
+            limit = limits.blob_max_bytes if upload else limits.json_body_max_bytes
+            if self.content_length > limit:
+                self.error = RequestEntityTooLarge(
+                    f"request body is {self.content_length} bytes; the limit is {limit} bytes"
+                )
+                self.expect_continue = False
+                self.completed = True
+
+    class _LimitedChannel(_Channel):
+        parser_class = _LimitedParser
+
+    return _LimitedChannel
 
 
 def redact_url(url: str) -> str:
@@ -96,7 +126,7 @@ class Server:
             max_request_body_size=body_max_bytes + body_max_bytes // 8 + _BODY_HEADROOM_BYTES,
             clear_untrusted_proxy_headers=True,
         )
-        self.http.channel_class = _Channel
+        self.http.channel_class = _channel_class(config.limits)
         self.http_port: int = self.http.effective_port  # type: ignore[union-attr]
         self.grpc_server: Any | None = None  # built in start(), so a failed bind leaves nothing
         self.grpc_port: int | None = None
