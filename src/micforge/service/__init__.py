@@ -80,7 +80,7 @@ def build_services(
     blobs = BlobService(config, cached, authorizer)
     sessions = SessionService(config, cached, authorizer, blobs, history, session_store, hlc)
     landing = LandingService(config, cached, authorizer, history, session_store, hlc, metrics, pool)
-    content = ContentService(cached, authorizer, history, blobs, auth_db)
+    content = ContentService(authorizer, history, blobs, auth_db)
     projects = ProjectService(auth_db, authorizer, content)
     return Services(
         config=config,

@@ -12,17 +12,13 @@ from micforge.errors import InvalidRequest, NotFound
 from micforge.service.blobs import BlobService
 from micforge.service.common import MODE_NAMES, Authorizer, rfc3339, rfc3339_from_hlc
 from micforge.service.history import History
-from micforge.storage import Store
 
 LOG_LIMIT_MAX = 1000
 TREE_LIMIT_MAX = 10_000
 
 
 class ContentService:
-    def __init__(
-        self, store: Store, authorizer: Authorizer, history: History, blobs: BlobService, auth
-    ) -> None:
-        self._store = store
+    def __init__(self, authorizer: Authorizer, history: History, blobs: BlobService, auth) -> None:
         self._authz = authorizer
         self._history = history
         self._blobs = blobs

@@ -108,6 +108,24 @@ class History:
             raise NotFound(f"position {position} not found") from None
         return decode_landing(data)
 
+    def find(self, project: str, position: int) -> LandingRecord | None:
+        """The landing record at ``position``, or None if nothing landed there yet (one GET)."""
+        try:
+            data, _ = self._store.get(keys.log(project, position))
+        except KeyNotFound:
+            return None
+        return decode_landing(data)
+
+    def own_landing(
+        self, project: str, session_id: bytes, attempt_position: int
+    ) -> LandingRecord | None:
+        """The record at a session's attempt position if it holds that session: the only
+        place the session can have been committed (docs/landing.md, attempt position)."""
+        if attempt_position == 0:
+            return None
+        record = self.find(project, attempt_position)
+        return record if record is not None and record.session_id == session_id else None
+
     def records(self, project: str, positions: list[int]) -> list[LandingRecord]:
         """Read several landing records in parallel (object stores are latency-bound)."""
         if len(positions) <= 1:

@@ -26,7 +26,6 @@ from micforge.auth import Role, User
 from micforge.config import Config
 from micforge.core import (
     OP_WRITE,
-    STATE_ABANDONED,
     STATE_CONFLICTED,
     STATE_LANDED,
     STATE_OPEN,
@@ -168,7 +167,8 @@ class LandingService:
                 # Our tip was read before another lander of this session noted its attempt
                 # (log/{attempt-1} exists): look again rather than move the attempt backward.
                 continue
-            own = self._own_landing_at_attempt(project, rec, tip)
+            # attempt <= tip+1 here; a pending attempt (tip+1) has no record yet.
+            own = self._history.own_landing(project, rec.id, rec.attempt_position)
             if own is not None:
                 return self._finish(project, sid, own)
             if rec.state != STATE_OPEN:
@@ -244,14 +244,6 @@ class LandingService:
         )
 
     # -- steps ----------------------------------------------------------------------------
-
-    def _own_landing_at_attempt(
-        self, project: str, rec: SessionRecord, tip: int
-    ) -> LandingRecord | None:
-        if rec.attempt_position == 0 or rec.attempt_position > tip:
-            return None
-        record = self._history.record(project, rec.attempt_position)
-        return record if record.session_id == rec.id else None
 
     def _write_tree(self, project: str, parent_tree: bytes, rec: SessionRecord) -> bytes:
         tree = self._history.tree(project)
@@ -375,12 +367,3 @@ class LandingService:
             "tree_hash": record.tree_hash.hex(),
             "session": session_view(project, rec),
         }
-
-
-__all__ = [
-    "LandingService",
-    "ConflictChecker",
-    "CheckResult",
-    "STATE_ABANDONED",
-    "STATE_CONFLICTED",
-]

@@ -252,7 +252,9 @@ class SessionService:
             _require_owner(rec, user, role)
             if rec.state == STATE_ABANDONED:
                 return None
-            if rec.state == STATE_LANDED or self._landed_at_attempt(project, rec):
+            if rec.state == STATE_LANDED or self._history.own_landing(
+                project, rec.id, rec.attempt_position
+            ):
                 raise InvalidState("session has landed; it cannot be abandoned")
             return dataclasses.replace(rec, state=STATE_ABANDONED, updated_at=self._hlc.now())
 
@@ -343,7 +345,7 @@ class SessionService:
             self._require_open(project, rec)
             # History may still be added while a landing is in flight (it changes no
             # path), but not once the log shows the session landed.
-            if self._landed_at_attempt(project, rec):
+            if self._history.own_landing(project, rec.id, rec.attempt_position):
                 raise InvalidState("session has landed")
             return append(rec)
 
@@ -413,23 +415,18 @@ class SessionService:
         if rec.state != STATE_OPEN:
             raise InvalidState(f"session is {STATE_NAMES[rec.state]}, not open")
 
-    def _landed_at_attempt(self, project: str, rec: SessionRecord) -> bool:
-        if rec.attempt_position == 0 or not self._history.exists(project, rec.attempt_position):
-            return False
-        return self._history.record(project, rec.attempt_position).session_id == rec.id
-
     def _resolve_attempt(self, project: str, rec: SessionRecord) -> int:
         """The attempt position to keep when the session changes: 0 once a recorded landing
         attempt is known to have lost its position. A change while an attempt may still
         commit is refused, so a landing never misses an operation recorded after it began."""
-        attempt = rec.attempt_position
-        if attempt == 0:
+        if rec.attempt_position == 0:
             return 0
-        if not self._history.exists(project, attempt):
+        record = self._history.find(project, rec.attempt_position)
+        if record is None:
             raise InvalidState(
                 "a landing of this session is in progress; retry when it has finished"
             )
-        if self._history.record(project, attempt).session_id == rec.id:
+        if record.session_id == rec.id:
             raise InvalidState("session has landed")
         return 0
 
