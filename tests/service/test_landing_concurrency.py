@@ -61,23 +61,26 @@ def test_concurrent_agents_keep_every_invariant(
     check_invariants(w.services, w.project, w.owner, outcomes)
 
 
-def test_crash_at_every_write_of_a_landing_then_retry(world: World) -> None:
+@pytest.mark.parametrize("paths", [("a.txt", "dir/b.txt"), ()], ids=["paths", "no-paths"])
+def test_crash_at_every_write_of_a_landing_then_retry(world: World, paths: tuple[str, ...]) -> None:
     """Kill the lander before each of its writes in turn; another agent then lands
-    something else and the session is retried: it lands exactly once, no gaps."""
+    something else and the session is retried: it lands exactly once, no gaps. A session
+    with no paths matters most: no bloom or path list can find its earlier commit, only
+    its attempt position."""
     w = world
     k = 0
     while True:
-        project = f"crash{k}"
+        project = f"crash{len(paths)}-{k}"
         w.auth.create_project(project, w.owner.id)
         sid = w.services.sessions.start(w.owner, project, f"crash at write {k}")["id"]
         ops = []
-        for path in ("a.txt", "dir/b.txt"):
+        for path in paths:
             view, _ = w.services.blobs.put(w.owner, project, f"{k}{path}".encode())
             ops.append({"op": "write", "path": path, "blob_hash": view["hash"]})
         w.services.sessions.record_operations(w.owner, project, sid, ops)
 
         crashing = CrashingStore(w.store, crash_at=k)
-        config = make_config(Path(w.services.config.data_dir) / f"crash{k}")
+        config = make_config(Path(w.services.config.data_dir) / project)
         with build_services(config, store=crashing, auth_db=w.auth) as doomed:
             try:
                 doomed.landing.land(w.owner, project, sid)
