@@ -167,7 +167,8 @@ def test_malformed_ids_hashes_and_paths_in_urls(micforge_server, api, owner):
     ["/sessions?limit=abc", "/sessions?limit=0", "/sessions?limit=1001", "/sessions?state=done",
      "/tree?at=-1", "/tree?at=1.5", "/tree?prefix=../x", "/log?from=x", "/log?limit=-3",
      "/diff?from=0", "/diff?to=0", "/diff?from=a&to=0", "/files/f?at=%2B1",
-     "/sessions?cursor=not-a-cursor"],
+     "/sessions?cursor=not-a-cursor", "/sessions?state=", "/sessions?limit=", "/log?limit=",
+     "/tree?at=", "/diff?from=&to=1"],
 )  # fmt: skip
 def test_query_parameters_are_validated(api, query):
     project = create_project(api)

@@ -129,8 +129,9 @@ def query_int(
     name: str, *, default: int | None = None, minimum: int = 0, maximum: int = POSITION_MAX
 ) -> int | None:
     raw = request.args.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
+    # An empty value ("?limit=") is not an integer of the schema: 400, not the default.
     # int() would accept " 7", "+7" and "7_0"; the contract is plain decimal digits.
     if not raw.isascii() or not raw.isdigit():
         raise InvalidRequest(f"query parameter {name!r} must be a non-negative integer")
@@ -147,5 +148,16 @@ def query_limit(default: int) -> int:
 
 
 def query_str(name: str) -> str | None:
+    """A free-form string parameter (a cursor): absent or empty is None."""
     raw = request.args.get(name)
     return None if raw is None or raw == "" else raw
+
+
+def query_choice(name: str, choices: tuple[str, ...]) -> str | None:
+    """An enum parameter: absent is None; any other value, empty included, must be
+    one of ``choices`` (400 otherwise)."""
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    choice(raw, choices, name)
+    return raw

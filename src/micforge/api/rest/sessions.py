@@ -12,7 +12,14 @@ from flask import Blueprint, current_app
 
 from micforge import validate
 from micforge.api.rest.auth import current_user
-from micforge.api.rest.inputs import choice, field, json_body, query_limit, query_str
+from micforge.api.rest.inputs import (
+    choice,
+    field,
+    json_body,
+    query_choice,
+    query_limit,
+    query_str,
+)
 from micforge.errors import InvalidRequest, TooLarge
 
 bp = Blueprint("sessions", __name__, url_prefix="/api/mic/projects/<project>/sessions")
@@ -68,9 +75,7 @@ def start(project: str) -> tuple[dict, int]:
 @bp.get("")
 def list_sessions(project: str) -> dict:
     project, _ = _ids(project)
-    state = query_str("state")
-    if state is not None:
-        choice(state, STATES, "state")
+    state = query_choice("state", STATES)
     sessions, next_cursor = _state().services.sessions.list(
         current_user(),
         project,
