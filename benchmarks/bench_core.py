@@ -14,6 +14,7 @@ machine and its load; docs/benchmarks.md records one run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -249,10 +250,37 @@ def main() -> None:
         best_seconds(lambda: pyref.encode_session(session), pure_repeat, 0.0),
         None,
     )
+    # decode_session validates every byte in C and returns the header, decisions
+    # and conversation as objects and the operations as a lazy `Operations` view;
+    # the rows below it add what a reader then does with the operations. The
+    # pure-Python decoder validates the same and builds every object eagerly.
+    pure_decode = best_seconds(lambda: pyref.decode_session(encoded), 3, 0.5)
     row(
         "session decode (1,000 ops)",
         best_seconds(lambda: core.decode_session(encoded), repeat),
-        best_seconds(lambda: pyref.decode_session(encoded), 3, 0.5),
+        pure_decode,
+        None,
+    )
+    row(
+        "  ... and its paths (.operations.paths)",
+        best_seconds(lambda: core.decode_session(encoded).operations.paths, repeat),
+        pure_decode,
+        None,
+    )
+    row(
+        "  ... and all 1,000 Operation objects",
+        best_seconds(lambda: list(core.decode_session(encoded).operations), repeat),
+        pure_decode,
+        None,
+    )
+    decoded = core.decode_session(encoded)
+    row(
+        "session re-encode, new state (decoded)",
+        best_seconds(
+            lambda: core.encode_session(dataclasses.replace(decoded, state=core.STATE_LANDED)),
+            repeat,
+        ),
+        None,
         None,
     )
     landing = core.LandingRecord(

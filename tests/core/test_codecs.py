@@ -3,6 +3,7 @@ against the independent pure-Python implementation in tests/core/pyref.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 import pytest
@@ -329,3 +330,87 @@ def test_pure_python_blake3_reference_is_correct() -> None:
     for size in (0, 1, 64, 65, 1023, 1024, 1025, 2048, 3 * 1024 + 7, 9000):
         data = bytes(i % 251 for i in range(size))
         assert pyref.blake3(data) == core.blake3(data)
+
+
+# ---- the lazy Operations view of a decoded session ----
+
+
+@settings(max_examples=100, deadline=None)
+@given(sessions)
+def test_decoded_operations_view_agrees_with_the_list(session: SessionRecord) -> None:
+    data = core.encode_session(session)
+    view = core.decode_session(data).operations
+    assert isinstance(view, core.Operations)
+    expected = list(session.operations)
+    assert len(view) == len(expected)
+    assert view.paths == [op.path for op in expected] == core.operation_paths(view)
+    assert core.operation_paths(expected) == view.paths
+    assert list(view) == expected and view == expected and expected == view
+    assert view[:] == expected and view[::2] == expected[::2]
+    if expected:
+        assert view[0] == expected[0] and view[-1] == expected[-1]
+    # Re-encoding reuses the decoded columns: the same bytes as encoding the list.
+    decoded = core.decode_session(data)
+    assert core.encode_session(decoded) == data
+    again = dataclasses.replace(decoded, state=core.STATE_LANDED, landed_position=7)
+    assert core.encode_session(again) == core.encode_session(
+        dataclasses.replace(again, operations=expected)
+    )
+
+
+def test_decoded_operations_are_built_only_when_asked_for() -> None:
+    ops = [
+        Operation(core.OP_WRITE, f"a/{i:03d}", bytes([i]) * 32, core.MODE_FILE, i) for i in range(5)
+    ]
+    ops.append(Operation(core.OP_DELETE, "b", None))
+    session = SessionRecord(b"\x02" * 16, core.STATE_OPEN, 3, 0, 0, "o", "g", 1, 2, ops)
+    data = core.encode_session(session)
+    decoded = core.decode_session(data)
+    view = decoded.operations
+    assert view._items is None  # header only
+    assert len(view) == 6 and view.paths == [op.path for op in ops]
+    core.encode_session(dataclasses.replace(decoded, state=core.STATE_ABANDONED))
+    assert view._items is None  # paths and re-encoding use the columns alone
+    assert view[5] == Operation(core.OP_DELETE, "b", None, core.MODE_FILE, 0)
+    assert view._items is not None
+    assert view[2] is view[2]  # built once
+    with pytest.raises(IndexError):
+        view[6]
+    assert "Operation(op=" in repr(view)
+
+
+def test_decoded_operations_view_is_immutable_and_unhashable() -> None:
+    session = SessionRecord(
+        b"\x03" * 16, core.STATE_OPEN, 1, 0, 0, "o", "g", 1, 2,
+        [Operation(core.OP_WRITE, "x", b"\x01" * 32, core.MODE_FILE, 1)],
+    )  # fmt: skip
+    data = core.encode_session(session)
+    view = core.decode_session(data).operations
+    with pytest.raises(TypeError):
+        view[0] = Operation(core.OP_DELETE, "x", None)  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        view.append(Operation(core.OP_DELETE, "y", None))  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        hash(view)
+    # Two views of equal bytes are equal without building objects; a change is not.
+    other = core.decode_session(data).operations
+    assert view == other and other._items is None
+    changed = dataclasses.replace(session, operations=[Operation(core.OP_DELETE, "x", None)])
+    assert core.decode_session(core.encode_session(changed)).operations != view
+    assert (
+        view != []
+        and view != "x"
+        and core.decode_session(
+            core.encode_session(dataclasses.replace(session, operations=[]))
+        ).operations
+        == []
+    )
+
+
+def test_encoding_a_view_still_checks_the_rest_of_the_session() -> None:
+    session = SessionRecord(b"\x04" * 16, core.STATE_OPEN, 1, 0, 0, "o", "g", 1, 2, [])
+    decoded = core.decode_session(core.encode_session(session))
+    with pytest.raises(core.InvalidArgument):
+        core.encode_session(dataclasses.replace(decoded, id=b"short"))
+    with pytest.raises(core.InvalidArgument):
+        core.encode_session(dataclasses.replace(decoded, conflict_paths=["b", "a"]))

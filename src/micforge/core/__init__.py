@@ -36,6 +36,7 @@ from micforge.core.codecs import (
     LandingRecord,
     Message,
     Operation,
+    Operations,
     Rollup,
     SessionRecord,
     decode_head,
@@ -47,6 +48,7 @@ from micforge.core.codecs import (
     encode_rollup,
     encode_session,
     landing_bloom,
+    operation_paths,
     session_bloom,
 )
 from micforge.core.hashing import BlobHasher, Hasher, blake3, blob_hash, path_hash
@@ -72,6 +74,7 @@ __all__ = [
     "LandingRecord",
     "Message",
     "Operation",
+    "Operations",
     "Rollup",
     "SessionRecord",
     "decode_head",
@@ -83,6 +86,7 @@ __all__ = [
     "encode_rollup",
     "encode_session",
     "landing_bloom",
+    "operation_paths",
     "session_bloom",
     "LANDING_BLOOM_BITS",
     "LANDING_BLOOM_K",

@@ -11,7 +11,9 @@ would reject.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 from micforge.core._ffi import InvalidArgument, check, ffi, lib, take_bytes
 from micforge.core.bloom import Bloom
@@ -83,7 +85,9 @@ class SessionRecord:
     goal: str
     created_at: int  # HLC
     updated_at: int  # HLC
-    operations: list[Operation] = field(default_factory=list)  # one per path, sorted by path
+    # One per path, sorted by path. A decoded session holds an `Operations` view
+    # (built on first use); give a list to change them.
+    operations: Sequence[Operation] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     conversation: list[Message] = field(default_factory=list)
     conflict_paths: list[str] = field(default_factory=list)  # sorted; set when conflicted
@@ -288,19 +292,16 @@ def encode_session(session: SessionRecord) -> bytes:
         fields.conflict_count = len(session.conflict_paths)
         columns.add(fields.owner, session.owner.encode("utf-8"))
         columns.add(fields.goal, session.goal.encode("utf-8"))
-        kinds = bytes([op.op for op in ops])
+        if isinstance(ops, Operations):
+            # Decoded (and so validated) columns, reused as they are.
+            kinds, modes, sizes, hashes_column, paths_column = ops._columns()
+        else:
+            kinds, modes, sizes, hashes_column, paths_column = _operation_columns(ops)
         columns.add(fields.op_kinds, kinds)
-        columns.add(fields.op_modes, bytes([op.mode for op in ops]))
-        columns.add(fields.op_sizes, struct.pack(f"<{len(ops)}Q", *[op.size for op in ops]))
-        hashes = [op.blob_hash for op in ops if op.op == OP_WRITE]
-        if any(h is None or len(h) != HASH_BYTES for h in hashes):
-            raise _invalid("encode_session", "every write operation needs a 32-byte blob_hash")
-        if len(hashes) != len(ops) and any(
-            op.blob_hash is not None for op in ops if op.op != OP_WRITE
-        ):
-            raise _invalid("encode_session", "a delete operation carries no blob_hash")
-        columns.add(fields.op_hashes, b"".join(hashes))
-        columns.add(fields.op_paths, "\0".join([op.path for op in ops]).encode("utf-8"))
+        columns.add(fields.op_modes, modes)
+        columns.add(fields.op_sizes, sizes)
+        columns.add(fields.op_hashes, hashes_column)
+        columns.add(fields.op_paths, paths_column)
         decisions = session.decisions
         decision_texts = [d.content.encode("utf-8") for d in decisions]
         columns.add(
@@ -334,26 +335,125 @@ def encode_session(session: SessionRecord) -> bytes:
     return take_bytes(out)
 
 
+def _operation_columns(ops: Sequence[Operation]) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    kinds = bytes([op.op for op in ops])
+    modes = bytes([op.mode for op in ops])
+    sizes = struct.pack(f"<{len(ops)}Q", *[op.size for op in ops])
+    hashes = [op.blob_hash for op in ops if op.op == OP_WRITE]
+    if any(h is None or len(h) != HASH_BYTES for h in hashes):
+        raise _invalid("encode_session", "every write operation needs a 32-byte blob_hash")
+    if len(hashes) != len(ops) and any(op.blob_hash is not None for op in ops if op.op != OP_WRITE):
+        raise _invalid("encode_session", "a delete operation carries no blob_hash")
+    paths = "\0".join([op.path for op in ops]).encode("utf-8")
+    return kinds, modes, sizes, b"".join(hashes), paths
+
+
 def _decode_session_fields(data: bytes) -> object:
     fields = ffi.new("mic_session_fields *")
     check(lib.mic_session_decode(data, len(data), fields), "decode_session")
     return fields
 
 
+class Operations(Sequence[Operation]):
+    """The operations of a decoded session, built from its bytes on first use.
+
+    ``decode_session`` has C validate every byte of the session (each length,
+    kind, mode, path and the bloom) but builds no ``Operation`` until one is
+    asked for: building a thousand Python objects costs several times the C
+    decode, and many readers need only the header (listing by state, landing
+    checks), only the paths (``paths``: one split of one column) or nothing of
+    the operations at all (recording a decision re-encodes the operations from
+    this view's columns, see ``encode_session``).
+
+    Immutable and comparable to any sequence of ``Operation``; to change a
+    session's operations, give its ``SessionRecord`` a new list.
+    """
+
+    __slots__ = ("_data", "_n", "_kinds_at", "_modes_at", "_sizes_at", "_hashes", "_paths_span",
+                 "_paths", "_items")  # fmt: skip
+
+    def __init__(self, data: bytes, fields: object) -> None:
+        f = fields
+        self._data = data
+        self._n: int = f.op_count  # type: ignore[attr-defined]
+        self._kinds_at: int = f.op_kinds.offset  # type: ignore[attr-defined]
+        self._modes_at: int = f.op_modes.offset  # type: ignore[attr-defined]
+        self._sizes_at: int = f.op_sizes.offset  # type: ignore[attr-defined]
+        hashes = f.op_hashes  # type: ignore[attr-defined]
+        self._hashes = (hashes.offset, hashes.len)
+        paths = f.op_paths  # type: ignore[attr-defined]
+        self._paths_span = (paths.offset, paths.len)
+        self._paths: list[str] | None = None
+        self._items: list[Operation] | None = None
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def paths(self) -> list[str]:
+        """The operations' paths in order (sorted), without building operations.
+
+        The same list on every call: don't change it.
+        """
+        if self._paths is None:
+            at, length = self._paths_span
+            self._paths = (
+                self._data[at : at + length].decode("utf-8").split("\0") if self._n else []
+            )
+        return self._paths
+
+    def _columns(self) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+        """kinds, modes, sizes (u64 LE), write hashes, paths (NUL-joined): the
+        encoded columns, as slices of the decoded bytes."""
+        data, n = self._data, self._n
+        hashes_at, hashes_len = self._hashes
+        paths_at, paths_len = self._paths_span
+        return (
+            data[self._kinds_at : self._kinds_at + n],
+            data[self._modes_at : self._modes_at + n],
+            data[self._sizes_at : self._sizes_at + 8 * n],
+            data[hashes_at : hashes_at + hashes_len],
+            data[paths_at : paths_at + paths_len],
+        )
+
+    def _list(self) -> list[Operation]:
+        if self._items is None:
+            data, n = self._data, self._n
+            kinds = data[self._kinds_at : self._kinds_at + n]
+            modes = data[self._modes_at : self._modes_at + n]
+            sizes = struct.unpack_from(f"<{n}Q", data, self._sizes_at)
+            hashes_at, hashes_len = self._hashes
+            hashes = _blob_hashes(data, hashes_at, hashes_len // HASH_BYTES, kinds)
+            # map() over the columns: building the objects is most of the cost.
+            self._items = list(map(Operation, kinds, self.paths, hashes, modes, sizes))
+        return self._items
+
+    @overload
+    def __getitem__(self, index: int) -> Operation: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Operation]: ...
+    def __getitem__(self, index: int | slice) -> Operation | list[Operation]:
+        return self._list()[index]
+
+    def __iter__(self) -> Iterator[Operation]:
+        return iter(self._list())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Operations):
+            return self._n == other._n and self._columns() == other._columns()
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes | bytearray):
+            return len(other) == self._n and self._list() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable elements, like a list
+
+    def __repr__(self) -> str:
+        return f"Operations({self._list()!r})"
+
+
 def decode_session(data: bytes) -> SessionRecord:
     data = _as_bytes(data)
     f = _decode_session_fields(data)
-    n = f.op_count
-    kinds_at = f.op_kinds.offset
-    modes_at = f.op_modes.offset
-    kinds = data[kinds_at : kinds_at + n]
-    modes = data[modes_at : modes_at + n]
-    sizes = struct.unpack_from(f"<{n}Q", data, f.op_sizes.offset)
-    paths = _path_list(data, f.op_paths, n)
-    hashes = _blob_hashes(data, f.op_hashes.offset, f.op_hashes.len // HASH_BYTES, kinds)
-    # map() over the columns: building the objects is most of the cost of a decode.
-    operations = list(map(Operation, kinds, paths, hashes, modes, sizes))
-
     decisions = [
         Decision(text, at)
         for text, at in zip(
@@ -383,11 +483,19 @@ def decode_session(data: bytes) -> SessionRecord:
         _text(data, f.goal),
         f.created_at,
         f.updated_at,
-        operations,
+        Operations(data, f),
         decisions,
         conversation,
         _path_list(data, f.conflict_paths, f.conflict_count),
     )
+
+
+def operation_paths(operations: Sequence[Operation]) -> list[str]:
+    """The paths of ``operations`` in order; from the path column alone when
+    they are a decoded session's ``Operations``."""
+    if isinstance(operations, Operations):
+        return operations.paths
+    return [op.path for op in operations]
 
 
 def _blob_hashes(data: bytes, hashes_at: int, write_count: int, kinds: bytes) -> list[bytes | None]:
