@@ -50,8 +50,8 @@ pub fn statusOf(err: Error) Status {
 }
 
 fn toC(result: Error!void) i32 {
-    result catch |err| return @intFromEnum(statusOf(err));
-    return @intFromEnum(Status.ok);
+    result catch |err| return @backingInt(statusOf(err));
+    return @backingInt(Status.ok);
 }
 
 const allocator = std.heap.c_allocator;
@@ -91,16 +91,16 @@ pub export fn mic_status_str(status: i32) [*:0]const u8 {
 }
 
 pub export fn mic_version(version_out: ?*[*:0]const u8) i32 {
-    const out = version_out orelse return @intFromEnum(Status.invalid_argument);
+    const out = version_out orelse return @backingInt(Status.invalid_argument);
     out.* = version_string;
-    return @intFromEnum(Status.ok);
+    return @backingInt(Status.ok);
 }
 
 pub export fn mic_bytes_free(bytes: ?*Bytes) i32 {
-    const b = bytes orelse return @intFromEnum(Status.ok);
+    const b = bytes orelse return @backingInt(Status.ok);
     if (b.ptr) |ptr| allocator.free(ptr[0..@intCast(b.len)]);
     b.* = .{ .ptr = null, .len = 0 };
-    return @intFromEnum(Status.ok);
+    return @backingInt(Status.ok);
 }
 
 // ---- hashing ----
@@ -161,7 +161,7 @@ fn hasherFinal(hasher: ?*const hash.Hasher, digest_out: ?*[hash.digest_bytes]u8)
 
 pub export fn mic_hasher_free(hasher: ?*hash.Hasher) i32 {
     if (hasher) |h| allocator.destroy(h);
-    return @intFromEnum(Status.ok);
+    return @backingInt(Status.ok);
 }
 
 // ---- bloom filters ----
@@ -204,16 +204,16 @@ pub export fn mic_bloom_free(handle: ?*Bloom) i32 {
         b.deinit();
         allocator.destroy(b);
     }
-    return @intFromEnum(Status.ok);
+    return @backingInt(Status.ok);
 }
 
 pub export fn mic_bloom_geometry(handle: ?*const Bloom, bits_out: ?*u64, k_out: ?*u32) i32 {
-    const b = handle orelse return @intFromEnum(Status.invalid_handle);
-    const bits = bits_out orelse return @intFromEnum(Status.invalid_argument);
-    const k = k_out orelse return @intFromEnum(Status.invalid_argument);
+    const b = handle orelse return @backingInt(Status.invalid_handle);
+    const bits = bits_out orelse return @backingInt(Status.invalid_argument);
+    const k = k_out orelse return @backingInt(Status.invalid_argument);
     bits.* = b.geometry.bits;
     k.* = b.geometry.k;
-    return @intFromEnum(Status.ok);
+    return @backingInt(Status.ok);
 }
 
 /// A borrowed NUL-separated list of bloom keys (paths), checked before use so a
@@ -282,10 +282,10 @@ fn bloomUnion(into: ?*Bloom, from: ?*const Bloom) Error!void {
 }
 
 pub export fn mic_bloom_estimated_count(handle: ?*const Bloom, count_out: ?*f64) i32 {
-    const b = handle orelse return @intFromEnum(Status.invalid_handle);
-    const out = count_out orelse return @intFromEnum(Status.invalid_argument);
+    const b = handle orelse return @backingInt(Status.invalid_handle);
+    const out = count_out orelse return @backingInt(Status.invalid_argument);
     out.* = b.estimatedCount();
-    return @intFromEnum(Status.ok);
+    return @backingInt(Status.ok);
 }
 
 pub export fn mic_bloom_serialize(handle: ?*const Bloom, bytes_out: ?*Bytes) i32 {
@@ -316,16 +316,16 @@ fn bloomDeserializeAtMost(data: ?[*]const u8, len: u64, filter_bits_max: u64, bl
 // ---- hybrid logical clock ----
 
 pub export fn mic_hlc_new(hlc_out: ?*?*hlc.Hlc) i32 {
-    const out = hlc_out orelse return @intFromEnum(Status.invalid_argument);
-    const clock = allocator.create(hlc.Hlc) catch return @intFromEnum(Status.out_of_memory);
+    const out = hlc_out orelse return @backingInt(Status.invalid_argument);
+    const clock = allocator.create(hlc.Hlc) catch return @backingInt(Status.out_of_memory);
     clock.* = .{};
     out.* = clock;
-    return @intFromEnum(Status.ok);
+    return @backingInt(Status.ok);
 }
 
 pub export fn mic_hlc_free(clock: ?*hlc.Hlc) i32 {
     if (clock) |c| allocator.destroy(c);
-    return @intFromEnum(Status.ok);
+    return @backingInt(Status.ok);
 }
 
 pub export fn mic_hlc_now(clock: ?*hlc.Hlc, wall_ms: u64, hlc_out: ?*u64) i32 {
@@ -344,10 +344,10 @@ fn hlcAdvance(clock: ?*hlc.Hlc, remote: ?u64, wall_ms: u64, hlc_out: ?*u64) Erro
 // ---- codecs ----
 
 pub export fn mic_head_encode(head: ?*const codec.Head, bytes_out: ?*[codec.head_bytes]u8) i32 {
-    const h = head orelse return @intFromEnum(Status.invalid_argument);
-    const out = bytes_out orelse return @intFromEnum(Status.invalid_argument);
+    const h = head orelse return @backingInt(Status.invalid_argument);
+    const out = bytes_out orelse return @backingInt(Status.invalid_argument);
     codec.encodeHead(h.*, out);
-    return @intFromEnum(Status.ok);
+    return @backingInt(Status.ok);
 }
 
 pub export fn mic_head_decode(data: ?[*]const u8, len: u64, head_out: ?*codec.Head) i32 {
@@ -436,8 +436,8 @@ fn treeStatusOf(err: TreeCallError) Status {
 }
 
 fn treeToC(result: TreeCallError!void) i32 {
-    result catch |err| return @intFromEnum(treeStatusOf(err));
-    return @intFromEnum(Status.ok);
+    result catch |err| return @backingInt(treeStatusOf(err));
+    return @backingInt(Status.ok);
 }
 
 fn treeLoadThunk(ctx: ?*anyopaque, node_hash: *const tree_node.Hash) tree.LoadError![]const u8 {
@@ -445,8 +445,8 @@ fn treeLoadThunk(ctx: ?*anyopaque, node_hash: *const tree_node.Hash) tree.LoadEr
     var ptr: ?[*]const u8 = null;
     var len: u64 = 0;
     const status = handle.load(handle.load_ctx, node_hash, &ptr, &len);
-    if (status == @intFromEnum(Status.node_not_found)) return error.NodeNotFound;
-    if (status != @intFromEnum(Status.ok)) return error.LoaderFailed;
+    if (status == @backingInt(Status.node_not_found)) return error.NodeNotFound;
+    if (status != @backingInt(Status.ok)) return error.LoaderFailed;
     if (len == 0) return &.{};
     const p = ptr orelse return error.LoaderFailed;
     // Never look past what the loader handed over; an oversized node fails the
@@ -479,13 +479,13 @@ fn treeNew(load: ?TreeLoadFn, ctx: ?*anyopaque, tree_out: ?*?*TreeHandle) TreeCa
 
 pub export fn mic_tree_free(handle: ?*TreeHandle) i32 {
     if (handle) |h| allocator.destroy(h);
-    return @intFromEnum(Status.ok);
+    return @backingInt(Status.ok);
 }
 
 pub export fn mic_tree_empty_hash(hash_out: ?*[32]u8) i32 {
-    const out = hash_out orelse return @intFromEnum(Status.invalid_argument);
+    const out = hash_out orelse return @backingInt(Status.invalid_argument);
     out.* = tree.Tree.emptyHash();
-    return @intFromEnum(Status.ok);
+    return @backingInt(Status.ok);
 }
 
 pub export fn mic_tree_node_check(data: ?[*]const u8, len: u64, level_out: ?*u8, entries_out: ?*u32) i32 {
@@ -539,7 +539,7 @@ fn treeLookup(handle: ?*TreeHandle, root: ?*const [32]u8, path: ?[*]const u8, pa
     if (try h.tree.lookup(r.*, try treeInput(path, path_len))) |e| {
         found.* = true;
         blob_hash.* = e.hash;
-        mode.* = @intFromEnum(e.mode);
+        mode.* = @backingInt(e.mode);
         size.* = e.size;
     } else {
         found.* = false;
@@ -649,11 +649,11 @@ const TreeTestStore = struct {
     }
 
     fn load(ctx: ?*anyopaque, node_hash: *const [32]u8, data_out: *?[*]const u8, len_out: *u64) callconv(.c) i32 {
-        const s: *TreeTestStore = @ptrCast(@alignCast(ctx orelse return @intFromEnum(Status.invalid_argument)));
-        const bytes = s.nodes.get(node_hash.*) orelse return @intFromEnum(Status.node_not_found);
+        const s: *TreeTestStore = @ptrCast(@alignCast(ctx orelse return @backingInt(Status.invalid_argument)));
+        const bytes = s.nodes.get(node_hash.*) orelse return @backingInt(Status.node_not_found);
         data_out.* = bytes.ptr;
         len_out.* = bytes.len;
-        return @intFromEnum(Status.ok);
+        return @backingInt(Status.ok);
     }
 
     fn putRecords(s: *TreeTestStore, records: []const u8) !void {
@@ -892,10 +892,10 @@ test {
 }
 
 test "status codes are pinned to the header's numbers" {
-    try std.testing.expectEqual(@as(i32, 0), @intFromEnum(Status.ok));
-    try std.testing.expectEqual(@as(i32, 2), @intFromEnum(Status.corrupt));
-    try std.testing.expectEqual(@as(i32, 20), @intFromEnum(Status.node_not_found));
-    try std.testing.expectEqual(@as(i32, 21), @intFromEnum(Status.loader_failed));
+    try std.testing.expectEqual(@as(i32, 0), @backingInt(Status.ok));
+    try std.testing.expectEqual(@as(i32, 2), @backingInt(Status.corrupt));
+    try std.testing.expectEqual(@as(i32, 20), @backingInt(Status.node_not_found));
+    try std.testing.expectEqual(@as(i32, 21), @backingInt(Status.loader_failed));
     try std.testing.expectEqualStrings("MIC_CORRUPT", std.mem.span(mic_status_str(2)));
     try std.testing.expectEqualStrings("MIC_UNKNOWN_STATUS", std.mem.span(mic_status_str(1234)));
 }

@@ -281,7 +281,7 @@ fn writeEntry(gpa: std.mem.Allocator, out: *std.ArrayList(u8), e: Entry) error{O
 fn writeValue(gpa: std.mem.Allocator, out: *std.ArrayList(u8), e: ?Entry) error{OutOfMemory}!void {
     const v = e orelse Entry{ .key = "", .hash = @splat(0), .mode = .file, .size = 0 };
     try out.appendSlice(gpa, &v.hash);
-    try out.append(gpa, @intFromEnum(v.mode));
+    try out.append(gpa, @backingInt(v.mode));
     try appendInt(gpa, out, u64, v.size);
 }
 
@@ -755,7 +755,7 @@ fn checkApplyMatchesBuild(count: usize, edit_count: usize, seed: u64) !void {
 }
 
 fn valueOf(key: []const u8, v: u8) Entry {
-    return .{ .key = key, .hash = @splat(v), .mode = @enumFromInt(v % 3), .size = @as(u64, v) * 10 };
+    return .{ .key = key, .hash = @splat(v), .mode = @fromBackingInt(@intCast(v % 3)), .size = @as(u64, v) * 10 };
 }
 
 fn buildModel(gpa: std.mem.Allocator, tree: *const Tree, all: []const []const u8, present: []const ?u8, nodes: *std.ArrayList(u8)) !Hash {

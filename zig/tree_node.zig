@@ -121,7 +121,7 @@ pub fn encode(gpa: std.mem.Allocator, out: *std.ArrayList(u8), level: u8, entrie
         out.appendSliceAssumeCapacity(e.key);
         out.appendSliceAssumeCapacity(&e.hash);
         if (level == 0) {
-            out.appendAssumeCapacity(@intFromEnum(e.mode));
+            out.appendAssumeCapacity(@backingInt(e.mode));
             appendInt(out, u64, e.size);
         } else {
             appendInt(out, u64, e.count);
@@ -353,7 +353,7 @@ test "fuzz: node decoder on 100,000 inputs" {
     var entries: [64]Entry = undefined;
     for (&key_store, &entries, 0..) |*k, *e, i| {
         _ = std.fmt.bufPrint(k, "dir/f{d:0>6}", .{i}) catch unreachable; // 12 bytes always fit
-        e.* = .{ .key = k, .hash = @as(Hash, @splat(@intCast(i))), .mode = @enumFromInt(i % 3), .count = i + 1, .size = i * 7 };
+        e.* = .{ .key = k, .hash = @as(Hash, @splat(@intCast(i))), .mode = @fromBackingInt(@intCast(i % 3)), .count = i + 1, .size = i * 7 };
     }
     try encode(gpa, &seeds[0], 0, entries[0..5]);
     try encode(gpa, &seeds[1], 2, entries[0..64]);
