@@ -175,6 +175,27 @@ def test_query_parameters_are_validated(api, query):
     assert_error(api.get(f"/api/mic/projects/{project}{query}"), 400, "invalid_request")
 
 
+@pytest.mark.parametrize(
+    "target",
+    ["/api/mic/projects/{p}/sessions?limt=5", "/api/mic/projects/{p}/log?limit=5&from=1&x=1",
+     "/api/mic/projects/{p}/tree?=null", "/api/mic/projects/{p}?state=open", "/api/mic/me?at=1",
+     "/api/mic/projects/{p}/files/a.txt?prefix=a"],
+)  # fmt: skip
+def test_unknown_query_parameters_are_400_and_named(api, target):
+    # A misspelt parameter is not silently ignored (docs/api.md).
+    project = create_project(api)
+    response = api.get(target.replace("{p}", project))
+    assert_error(response, 400, "invalid_request")
+    name = target.split("?", 1)[1].split("&")[-1].split("=")[0]
+    assert f"unknown query parameter {name!r}" in response.json()["error"]["message"]
+
+
+def test_documented_query_parameters_are_accepted(api):
+    project = create_project(api)
+    for target in ["/sessions?state=open&limit=5", "/log?limit=5", "/tree?at=0&prefix=src&limit=5"]:
+        assert api.get(f"/api/mic/projects/{project}{target}").status_code == 200, target
+
+
 # -- 401 unauthorized ---------------------------------------------------------
 
 

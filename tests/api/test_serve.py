@@ -122,4 +122,4 @@ def test_sigterm_on_an_idle_server_exits_promptly(micforge_server_factory):
     keepalive = requests.Session()  # an idle keep-alive connection must not hold shutdown up
     assert keepalive.get(server.url + "/healthz", timeout=30).status_code == 200
     server.process.send_signal(signal.SIGTERM)
-    assert server.process.wait(20) == 0
+    assert server.process.wait(20) == 0, server.log_text()[-3000:]

@@ -13,11 +13,21 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, request
 from werkzeug.routing import PathConverter
 
-from micforge.api.rest import auth, content, errors, identity, projects, service, sessions
+from micforge.api.rest import (
+    auth,
+    content,
+    errors,
+    identity,
+    openapi,
+    projects,
+    service,
+    sessions,
+)
 from micforge.api.rest.auth import RateLimiter
 from micforge.api.rest.inputs import check_content_length
 from micforge.api.rest.observe import HttpMetrics, RequestObserver
 from micforge.config import Config
+from micforge.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from micforge.service import Services
@@ -81,6 +91,24 @@ def create_app(config: Config, *, services: Services | None = None) -> Flask:
             request.environ["micforge.route"] = request.url_rule.rule
 
     auth.install(app)
+
+    allowed_query = openapi.query_parameters()
+    rule_paths: dict[str, str] = {}
+
+    @app.before_request
+    def reject_unknown_query() -> None:
+        # A misspelt parameter (`?limt=5`) must not be silently ignored: 400 names it.
+        if request.url_rule is None or not request.args:
+            return
+        rule = request.url_rule.rule
+        path = rule_paths.get(rule) or rule_paths.setdefault(rule, openapi.openapi_path(rule))
+        allowed = allowed_query.get((request.method.lower(), path), frozenset())
+        for name in request.args:
+            if name not in allowed:
+                raise InvalidRequest(
+                    f"unknown query parameter {name!r:.80}"
+                    + (f"; this route takes {', '.join(sorted(allowed))}" if allowed else "")
+                )
 
     @app.before_request
     def limit_body() -> None:

@@ -9,6 +9,7 @@ schemathesis to validate real responses against them.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -427,6 +428,21 @@ def _operation(op: Operation, *, head: bool = False) -> dict[str, Any]:
     elif op.body:
         doc["requestBody"] = {"required": True, **_content(_ref(op.body))}
     return doc
+
+
+def openapi_path(flask_rule: str) -> str:
+    """The OpenAPI template of a Flask rule: ``<anypath:path>`` -> ``{path}``."""
+    return re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", flask_rule)
+
+
+def query_parameters() -> dict[tuple[str, str], frozenset[str]]:
+    """(method, OpenAPI path) -> the query parameters the route takes; HEAD as GET."""
+    table: dict[tuple[str, str], frozenset[str]] = {}
+    for op in OPERATIONS:
+        table[(op.method, op.path)] = frozenset(op.query)
+        if op.method == "get":
+            table[("head", op.path)] = frozenset(op.query)
+    return table
 
 
 def openapi_document() -> dict[str, Any]:
