@@ -129,9 +129,8 @@ def query_int(
     name: str, *, default: int | None = None, minimum: int = 0, maximum: int = POSITION_MAX
 ) -> int | None:
     raw = request.args.get(name)
-    if raw is None:
+    if raw is None or raw == "":  # empty is absent (allowEmptyValue in the OpenAPI document)
         return default
-    # An empty value ("?limit=") is not an integer of the schema: 400, not the default.
     # int() would accept " 7", "+7" and "7_0"; the contract is plain decimal digits.
     if not raw.isascii() or not raw.isdigit():
         raise InvalidRequest(f"query parameter {name!r} must be a non-negative integer")
@@ -154,10 +153,10 @@ def query_str(name: str) -> str | None:
 
 
 def query_choice(name: str, choices: tuple[str, ...]) -> str | None:
-    """An enum parameter: absent is None; any other value, empty included, must be
-    one of ``choices`` (400 otherwise)."""
+    """An enum parameter: absent or empty is None; any other value must be one of
+    ``choices`` (400 otherwise)."""
     raw = request.args.get(name)
-    if raw is None:
+    if raw is None or raw == "":
         return None
     choice(raw, choices, name)
     return raw

@@ -387,6 +387,8 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
                 "name": name,
                 "in": "query",
                 "required": name in op.required_query,
+                # An empty value is the same as leaving the parameter out (docs/api.md).
+                "allowEmptyValue": name not in op.required_query,
                 "schema": _QUERY_PARAMS[name],
             }
         )
