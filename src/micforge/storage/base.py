@@ -16,6 +16,8 @@ from micforge import errors
 # bytes per path segment.
 KEY_MAX_BYTES = 1024
 KEY_SEGMENT_MAX_BYTES = 200
+# An ObjectWriter's head is a small header given at commit, never a body.
+HEAD_BYTES_MAX = 4096
 
 
 class StoreError(Exception):
@@ -42,6 +44,38 @@ class InvalidKey(StoreError, ValueError):
     """The key is not a valid store key (empty, absolute, '..', NUL, too long, ...)."""
 
 
+class ObjectWriter(Protocol):
+    """An object written piece by piece, invisible until ``commit`` (see ``Store.open_writer``).
+
+    The object is ``head`` (given at commit, exactly ``head_bytes`` long) followed
+    by everything written. Use it as a context manager: leaving the block
+    without a commit aborts, so a failure at any point leaves nothing visible
+    and nothing behind.
+    """
+
+    def write(self, data: bytes) -> None:
+        """Append ``data`` to the object's body."""
+        ...
+
+    def commit(
+        self, key: str | None = None, *, head: bytes = b"", if_none_match: bool = False
+    ) -> str:
+        """Publish the object atomically at ``key`` (if not named at open) and return its etag.
+
+        ``if_none_match=True``: PreconditionFailed if the key exists. Whatever
+        the outcome, the writer is finished: on an error nothing was published.
+        """
+        ...
+
+    def abort(self) -> None:
+        """Discard everything written; idempotent, and a no-op after a commit."""
+        ...
+
+    def __enter__(self) -> ObjectWriter: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
 @runtime_checkable
 class Store(Protocol):
     def get(self, key: str) -> tuple[bytes, str]:
@@ -66,6 +100,16 @@ class Store(Protocol):
         self, key: str, fileobj: BinaryIO, size_bytes: int, *, if_none_match: bool = False
     ) -> str:
         """Stream exactly ``size_bytes`` from ``fileobj`` into ``key``; return the etag."""
+        ...
+
+    def open_writer(self, key: str | None = None, *, head_bytes: int = 0) -> ObjectWriter:
+        """A writer for an object whose length is unknown up front.
+
+        ``key`` is where it goes, if known now; otherwise it is named at
+        ``commit`` (a content-addressed key is known only after the content).
+        ``head_bytes``: the object starts with that many bytes given only at
+        commit (a header holding the content's hash).
+        """
         ...
 
     def open(self, key: str) -> tuple[BinaryIO, int, str]:
@@ -148,6 +192,27 @@ def validate_condition(if_match: str | None, if_none_match: bool) -> None:
         raise ValueError("if_match and if_none_match are mutually exclusive")
     if if_match is not None and (not isinstance(if_match, str) or not if_match):
         raise ValueError("if_match must be a non-empty etag string")
+
+
+def validate_writer_key(opened_key: str | None, commit_key: str | None) -> str:
+    """The key an ObjectWriter commits to: named at open, at commit, or alike at both."""
+    if opened_key is None and commit_key is None:
+        raise ValueError("an object writer needs its key at open or at commit")
+    if opened_key is not None and commit_key is not None and commit_key != opened_key:
+        raise ValueError(f"writer opened for {opened_key!r} cannot commit to {commit_key!r}")
+    return validate_key(commit_key if commit_key is not None else opened_key)  # type: ignore[arg-type]
+
+
+def validate_head(head: bytes, head_bytes: int) -> None:
+    if not isinstance(head, (bytes, bytearray, memoryview)):
+        raise TypeError(f"head must be bytes, got {type(head).__name__}")
+    if len(head) != head_bytes:
+        raise ValueError(f"head is {len(head)} bytes; the writer reserved {head_bytes}")
+
+
+def validate_head_bytes(head_bytes: int) -> None:
+    if not isinstance(head_bytes, int) or not 0 <= head_bytes <= HEAD_BYTES_MAX:
+        raise ValueError(f"head_bytes must be an int in [0, {HEAD_BYTES_MAX}], got {head_bytes!r}")
 
 
 def validate_limit(limit: int | None) -> None:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from micforge.storage import keys
-from micforge.storage.base import Store, StoreError
+from micforge.storage.base import ObjectWriter, Store, StoreError
 
 DISK_MAGIC = b"MFC\x01"
 CHECKSUM_BYTES = 32
@@ -125,6 +125,10 @@ class CachedStore:
         self, key: str, fileobj: BinaryIO, size_bytes: int, *, if_none_match: bool = False
     ) -> str:
         return self.store.put_file(key, fileobj, size_bytes, if_none_match=if_none_match)
+
+    def open_writer(self, key: str | None = None, *, head_bytes: int = 0) -> ObjectWriter:
+        # Like put_file: streamed objects are large, so they go to the store uncached.
+        return self.store.open_writer(key, head_bytes=head_bytes)
 
     def open(self, key: str) -> tuple[BinaryIO, int, str]:
         if keys.is_immutable(key):

@@ -10,8 +10,9 @@ as 64 lowercase hex chars (BLAKE3 of the data), then the data. The etag
 lives inside the file so that one rename publishes data and etag together
 and ``head()`` reads 68 bytes.
 
-Writes go to a temp file in the target directory, are fsynced, and are
-renamed over the target while holding the key's lock stripe, after which
+Writes go to a temp file in the target directory (an ``open_writer`` one:
+in ``objects/``, since its key may be known only at commit), are fsynced, and
+are renamed over the target while holding the key's lock stripe, after which
 the directory is fsynced. Readers never lock: rename is atomic, so they see
 the old or the new object, never a partial one. Every writer (conditional
 or not, and delete) holds the stripe across compare + rename, which makes
@@ -20,14 +21,17 @@ conditional writes atomic across threads and processes.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import fcntl
 import hashlib
 import io
 import os
+import secrets
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -39,9 +43,12 @@ from micforge.storage.base import (
     StorageUnavailable,
     StoreError,
     validate_condition,
+    validate_head,
+    validate_head_bytes,
     validate_key,
     validate_limit,
     validate_prefix,
+    validate_writer_key,
 )
 from micforge.storage.hashing import new_hasher
 
@@ -51,6 +58,13 @@ HEADER_BYTES = len(MAGIC) + ETAG_HEX_CHARS
 LOCK_STRIPES = 256
 COPY_CHUNK_BYTES = 1024 * 1024
 TEMP_PREFIX = ".tmp-"
+# An open_writer flushes what it has written on a helper thread each time this
+# much more arrived, so the fsync at commit finds little left to write.
+SYNC_AHEAD_BYTES = 16 * 1024 * 1024
+# An open_writer writes on a helper thread once this much arrived (small objects
+# are not worth a thread), with at most this much queued for it.
+BACKGROUND_WRITE_MIN_BYTES = 4 * 1024 * 1024
+BACKGROUND_QUEUE_BYTES_MAX = 8 * 1024 * 1024
 
 
 class LocalStore:
@@ -148,6 +162,12 @@ class LocalStore:
             raise ValueError(f"size_bytes must be a non-negative int, got {size_bytes!r}")
         return self._write(key, fileobj, size_bytes, None, if_none_match)
 
+    def open_writer(self, key: str | None = None, *, head_bytes: int = 0) -> LocalWriter:
+        if key is not None:
+            self._path(key)  # reject a bad key before any data arrives
+        validate_head_bytes(head_bytes)
+        return LocalWriter(self, key, head_bytes)
+
     def delete(self, key: str) -> None:
         path = self._path(key)
         try:
@@ -175,9 +195,7 @@ class LocalStore:
     ) -> str:
         path = self._path(key)
         try:
-            self._makedirs(path.parent)
-        except NotADirectoryError as exc:
-            raise StoreError(f"cannot create {key}: a parent is not a directory") from exc
+            self._make_parent(path, key)
         except OSError as exc:
             raise StorageUnavailable(f"writing {key}: {exc}") from exc
         temp = path.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
@@ -185,17 +203,7 @@ class LocalStore:
             # The data is written and fsynced before taking the lock, so the
             # lock is held only for compare + rename.
             etag = self._write_temp(temp, source, size_bytes, key)
-            with self._locked(key):
-                if if_none_match or if_match is not None:
-                    current = self.head(key)
-                    if if_none_match and current is not None:
-                        raise PreconditionFailed(f"{key} exists")
-                    if if_match is not None and current != if_match:
-                        raise PreconditionFailed(
-                            f"{key}: etag is {current!r}, expected {if_match!r}"
-                        )
-                os.replace(temp, path)
-                self._fsync_dir(path.parent)
+            self._publish(temp, key, if_match=if_match, if_none_match=if_none_match)
             return etag
         except OSError as exc:
             raise StorageUnavailable(f"writing {key}: {exc}") from exc
@@ -226,6 +234,26 @@ class LocalStore:
             if self._fsync:
                 os.fsync(out.fileno())
         return etag
+
+    def _make_parent(self, path: Path, key: str) -> None:
+        try:
+            self._makedirs(path.parent)
+        except NotADirectoryError as exc:
+            raise StoreError(f"cannot create {key}: a parent is not a directory") from exc
+
+    def _publish(self, temp: Path, key: str, *, if_match: str | None, if_none_match: bool) -> None:
+        """Rename the fsynced ``temp`` over ``key``'s file under its lock stripe, if the
+        condition holds, then fsync the directory. The parent directory must exist."""
+        path = self._path(key)
+        with self._locked(key):
+            if if_none_match or if_match is not None:
+                current = self.head(key)
+                if if_none_match and current is not None:
+                    raise PreconditionFailed(f"{key} exists")
+                if if_match is not None and current != if_match:
+                    raise PreconditionFailed(f"{key}: etag is {current!r}, expected {if_match!r}")
+            os.replace(temp, path)
+            self._fsync_dir(path.parent)
 
     def _read_header(self, f: BinaryIO, key: str) -> str:
         header = f.read(HEADER_BYTES)
@@ -314,3 +342,218 @@ class LocalStore:
                 if start_after is not None and sort_key <= start_after:
                     continue
                 yield sort_key
+
+
+class LocalWriter:
+    """``LocalStore.open_writer``: the object's temp file, written as data arrives.
+
+    File: ``objects/.tmp-<uuid>``, with the LocalStore header and the head left
+    as a hole and written at commit. Once ``BACKGROUND_WRITE_MIN_BYTES`` have
+    arrived, the writes move to a helper thread (at most
+    ``BACKGROUND_QUEUE_BYTES_MAX`` behind the caller), so the caller's next
+    piece is received and prepared while the kernel copies this one. Every
+    ``SYNC_AHEAD_BYTES`` written, another helper fdatasyncs what is on disk so
+    far; commit still fsyncs the whole file before the rename, so the
+    durability is that of ``put``.
+
+    The etag is 256 random bits, unique to this write, not a hash of the
+    content: hashing the whole object again would cost as much CPU as the
+    caller's own hash of it (the streams that use a writer are large and
+    content-addressed, so the caller hashes them anyway), and an etag only has
+    to change whenever the object does. ``put`` of the same bytes gives a
+    different etag, as S3's multipart etags differ from its PutObject ones.
+    """
+
+    def __init__(self, store: LocalStore, key: str | None, head_bytes: int) -> None:
+        self._store = store
+        self._key = key
+        self._head_bytes = head_bytes
+        self._temp = store._objects / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+        self._received_bytes = 0
+        self._background: _BackgroundWrites | None = None
+        # Written and synced-ahead counts belong to whichever thread writes: the
+        # caller's, then only the background writer's.
+        self._written_bytes = 0
+        self._synced_mark_bytes = 0
+        self._syncer: threading.Thread | None = None
+        self._sync_error: OSError | None = None
+        self._finished = False
+        try:
+            self._fd: int | None = os.open(
+                self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644
+            )
+        except OSError as exc:
+            raise StorageUnavailable(f"writing {self._name()}: {exc}") from exc
+        os.lseek(self._fd, HEADER_BYTES + head_bytes, os.SEEK_SET)
+
+    def __enter__(self) -> LocalWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abort()
+
+    def write(self, data: bytes) -> None:
+        fd = self._live_fd()
+        piece = data if type(data) is bytes else bytes(data)  # a queued piece must not change
+        self._received_bytes += len(piece)
+        try:
+            if self._background is not None:
+                self._background.put(piece)
+            elif self._received_bytes >= BACKGROUND_WRITE_MIN_BYTES:
+                self._background = _BackgroundWrites(lambda p: self._write_piece(fd, p))
+                self._background.put(piece)
+            else:
+                self._write_piece(fd, piece)
+        except OSError as exc:
+            self.abort()
+            raise StorageUnavailable(f"writing {self._name()}: {exc}") from exc
+
+    def commit(
+        self, key: str | None = None, *, head: bytes = b"", if_none_match: bool = False
+    ) -> str:
+        fd = self._live_fd()
+        try:
+            key = validate_writer_key(self._key, key)
+            validate_head(head, self._head_bytes)
+            etag = secrets.token_hex(ETAG_HEX_CHARS // 2)
+            try:
+                if self._background is not None:
+                    self._background.close()
+                _pwrite_all(fd, MAGIC + etag.encode("ascii") + bytes(head), 0)
+                self._join_syncer()
+                if self._store._fsync:
+                    os.fsync(fd)
+                self._close_fd()
+                path = self._store._path(key)
+                self._store._make_parent(path, key)
+                self._store._publish(self._temp, key, if_match=None, if_none_match=if_none_match)
+            except OSError as exc:
+                raise StorageUnavailable(f"writing {key}: {exc}") from exc
+            self._finished = True
+            return etag
+        finally:
+            self.abort()  # a no-op after the rename; else removes the temp file
+
+    def abort(self) -> None:
+        if self._background is not None:
+            with contextlib.suppress(OSError):
+                self._background.close()
+        self._join_syncer(check=False)
+        self._close_fd()
+        if not self._finished:
+            self._finished = True
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._temp)
+
+    def _name(self) -> str:
+        return self._key or "an object"
+
+    def _live_fd(self) -> int:
+        if self._finished or self._fd is None:
+            raise ValueError("the writer is committed or aborted")
+        return self._fd
+
+    def _write_piece(self, fd: int, piece: bytes) -> None:
+        _write_all(fd, piece)
+        self._written_bytes += len(piece)
+        if (
+            self._store._fsync
+            and self._written_bytes - self._synced_mark_bytes >= SYNC_AHEAD_BYTES
+            and (self._syncer is None or not self._syncer.is_alive())
+        ):
+            self._synced_mark_bytes = self._written_bytes
+            self._syncer = threading.Thread(target=self._sync_ahead, args=(fd,), daemon=True)
+            self._syncer.start()
+
+    def _sync_ahead(self, fd: int) -> None:
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:  # reported by commit, which must not publish unsynced data
+            self._sync_error = exc
+
+    def _join_syncer(self, *, check: bool = True) -> None:
+        # Always before closing the descriptor: the helper must never sync a reused fd.
+        if self._syncer is not None:
+            self._syncer.join()
+            self._syncer = None
+        if check and self._sync_error is not None:
+            raise self._sync_error
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+
+class _BackgroundWrites:
+    """A helper thread that passes queued pieces to ``write_piece`` in order, at most
+    ``BACKGROUND_QUEUE_BYTES_MAX`` behind ``put``. The first error stops it; ``put``
+    and ``close`` raise it."""
+
+    def __init__(self, write_piece: Callable[[bytes], None]) -> None:
+        self._write_piece = write_piece
+        self._ready = threading.Condition()
+        self._pieces: collections.deque[bytes] = collections.deque()
+        self._queued_bytes = 0
+        self._closing = False
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="localstore-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, piece: bytes) -> None:
+        with self._ready:
+            # One piece may exceed the bound alone; it then waits for an empty queue.
+            while (
+                self._queued_bytes
+                and self._queued_bytes + len(piece) > BACKGROUND_QUEUE_BYTES_MAX
+                and self._error is None
+            ):
+                self._ready.wait()
+            if self._error is not None:
+                raise self._error
+            self._pieces.append(piece)
+            self._queued_bytes += len(piece)
+            self._ready.notify_all()
+
+    def close(self) -> None:
+        """Wait until every queued piece is written (or the first error); raise that error."""
+        with self._ready:
+            self._closing = True
+            self._ready.notify_all()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._pieces and not self._closing:
+                    self._ready.wait()
+                if not self._pieces:
+                    return
+                piece = self._pieces[0]
+            try:
+                self._write_piece(piece)
+            except OSError as exc:
+                with self._ready:
+                    self._error = exc
+                    self._pieces.clear()
+                    self._ready.notify_all()
+                return
+            with self._ready:
+                self._pieces.popleft()
+                self._queued_bytes -= len(piece)
+                self._ready.notify_all()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written

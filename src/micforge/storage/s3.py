@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import random
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -38,9 +39,12 @@ from micforge.storage.base import (
     StorageUnavailable,
     StoreError,
     validate_condition,
+    validate_head,
+    validate_head_bytes,
     validate_key,
     validate_limit,
     validate_prefix,
+    validate_writer_key,
 )
 
 MiB = 1024 * 1024
@@ -260,6 +264,12 @@ class S3Store:
             return self.put(key, data, if_none_match=if_none_match)
         return self._put_multipart(key, full, fileobj, size_bytes, if_none_match)
 
+    def open_writer(self, key: str | None = None, *, head_bytes: int = 0) -> S3Writer:
+        if key is not None:
+            self._full(key)  # reject a bad key before any data arrives
+        validate_head_bytes(head_bytes)
+        return S3Writer(self, key, head_bytes)
+
     def delete(self, key: str) -> None:
         full = self._full(key)
         try:
@@ -280,12 +290,7 @@ class S3Store:
         self, key: str, full: str, fileobj: BinaryIO, size_bytes: int, if_none_match: bool
     ) -> str:
         write_id = uuid.uuid4().hex
-        try:
-            upload_id = self._client.create_multipart_upload(
-                Bucket=self.bucket, Key=full, Metadata={WRITE_ID_META: write_id}
-            )["UploadId"]
-        except Exception as exc:
-            raise self._translate(exc, key) from exc
+        upload_id = self._create_multipart(key, full, write_id)
         completed = False
         try:
             parts = []
@@ -294,45 +299,67 @@ class S3Store:
             while remaining > 0:
                 chunk = _read_exact(fileobj, min(self.multipart_chunk_bytes, remaining), key)
                 remaining -= len(chunk)
-                try:
-                    # UploadPart is idempotent per (upload, part number): safe to auto-retry.
-                    response = self._client.upload_part(
-                        Bucket=self.bucket,
-                        Key=full,
-                        UploadId=upload_id,
-                        PartNumber=part_number,
-                        Body=chunk,
-                    )
-                except Exception as exc:
-                    raise self._translate(exc, key) from exc
-                parts.append({"PartNumber": part_number, "ETag": response["ETag"]})
+                parts.append(self._upload_part(key, full, upload_id, part_number, chunk))
                 part_number += 1
             if fileobj.read(1):
                 raise ValueError(f"{key}: source holds more than {size_bytes} bytes")
-            conditions = {"IfNoneMatch": "*"} if if_none_match else {}
-
-            def attempt(_write_id: str) -> str:
-                response = self._cond_client.complete_multipart_upload(
-                    Bucket=self.bucket,
-                    Key=full,
-                    UploadId=upload_id,
-                    MultipartUpload={"Parts": parts},
-                    **conditions,
-                )
-                return response["ETag"]
-
-            etag = self._put_conditional(key, attempt, if_match=False, write_id=write_id)
+            etag = self._complete_multipart(key, full, upload_id, parts, write_id, if_none_match)
             completed = True
             return etag
         finally:
             if not completed:
-                try:
-                    self._client.abort_multipart_upload(
-                        Bucket=self.bucket, Key=full, UploadId=upload_id
-                    )
-                except Exception:
-                    # Best effort: a lifecycle rule for incomplete uploads reclaims the parts.
-                    pass
+                self._abort_multipart(full, upload_id)
+
+    def _create_multipart(self, key: str, full: str, write_id: str) -> str:
+        try:
+            return self._client.create_multipart_upload(
+                Bucket=self.bucket, Key=full, Metadata={WRITE_ID_META: write_id}
+            )["UploadId"]
+        except Exception as exc:
+            raise self._translate(exc, key) from exc
+
+    def _upload_part(
+        self, key: str, full: str, upload_id: str, part_number: int, body: bytes
+    ) -> dict[str, Any]:
+        try:
+            # UploadPart is idempotent per (upload, part number): safe to auto-retry.
+            response = self._client.upload_part(
+                Bucket=self.bucket, Key=full, UploadId=upload_id, PartNumber=part_number, Body=body
+            )
+        except Exception as exc:
+            raise self._translate(exc, key) from exc
+        return {"PartNumber": part_number, "ETag": response["ETag"]}
+
+    def _complete_multipart(
+        self,
+        key: str,
+        full: str,
+        upload_id: str,
+        parts: list[dict[str, Any]],
+        write_id: str,
+        if_none_match: bool,
+    ) -> str:
+        conditions = {"IfNoneMatch": "*"} if if_none_match else {}
+        ordered = sorted(parts, key=lambda part: part["PartNumber"])
+
+        def attempt(_write_id: str) -> str:
+            response = self._cond_client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=full,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": ordered},
+                **conditions,
+            )
+            return response["ETag"]
+
+        return self._put_conditional(key, attempt, if_match=False, write_id=write_id)
+
+    def _abort_multipart(self, full: str, upload_id: str) -> None:
+        try:
+            self._client.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
+        except Exception:
+            # Best effort: a lifecycle rule for incomplete uploads reclaims the parts.
+            pass
 
     def _put_conditional(
         self, key: str, attempt: Any, *, if_match: bool, write_id: str | None = None
@@ -450,6 +477,130 @@ def _read_exact(fileobj: BinaryIO, size_bytes: int, key: str) -> bytes:
             raise ValueError(f"{key}: source ended after {len(buffer)} of {size_bytes} bytes")
         buffer += chunk
     return bytes(buffer)
+
+
+class S3Writer:
+    """``S3Store.open_writer``. With its key known at open, a multipart upload as
+    data arrives: parts of ``multipart_chunk_bytes``, uploaded as they fill,
+    except part 1, which starts with the head and so is held in memory until
+    commit; an object that never fills two parts is one conditional PutObject.
+    At most two parts are in memory. Completion is conditional and retried as
+    in ``put_file``; an abort (or any failure) aborts the upload, so nothing
+    becomes visible. With the key named only at commit (the upload needs it
+    from the start), the body is spooled to a local temp file and uploaded at
+    commit the same way.
+    """
+
+    def __init__(self, store: S3Store, key: str | None, head_bytes: int) -> None:
+        self._store = store
+        self._key = key
+        self._head_bytes = head_bytes
+        self._parts = _PartUploader(store, key, head_bytes) if key is not None else None
+        self._spool: BinaryIO | None = tempfile.TemporaryFile() if key is None else None
+        self._finished = False
+
+    def __enter__(self) -> S3Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abort()
+
+    def write(self, data: bytes) -> None:
+        if self._finished:
+            raise ValueError("the writer is committed or aborted")
+        try:
+            if self._parts is not None:
+                self._parts.write(data)
+            else:
+                assert self._spool is not None
+                self._spool.write(data)
+        except BaseException:
+            self.abort()
+            raise
+
+    def commit(
+        self, key: str | None = None, *, head: bytes = b"", if_none_match: bool = False
+    ) -> str:
+        if self._finished:
+            raise ValueError("the writer is committed or aborted")
+        try:
+            key = validate_writer_key(self._key, key)
+            self._store._full(key)
+            validate_head(head, self._head_bytes)
+            if self._parts is None:
+                assert self._spool is not None
+                self._parts = _PartUploader(self._store, key, self._head_bytes)
+                self._spool.seek(0)
+                while piece := self._spool.read(self._store.multipart_chunk_bytes):
+                    self._parts.write(piece)
+            etag = self._parts.finish(bytes(head), if_none_match)
+            self._finished = True
+            return etag
+        finally:
+            self.abort()  # a no-op after the commit
+
+    def abort(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+        if not self._finished:
+            self._finished = True
+            if self._parts is not None:
+                self._parts.abort()
+
+
+class _PartUploader:
+    """The parts of one object at a known key (see ``S3Writer``)."""
+
+    def __init__(self, store: S3Store, key: str, head_bytes: int) -> None:
+        self._store = store
+        self._key = key
+        self._full = store._full(key)
+        self._part_bytes = store.multipart_chunk_bytes
+        self._first_body_bytes_max = self._part_bytes - head_bytes
+        self._first = bytearray()  # part 1 after the head, uploaded at finish
+        self._pending = bytearray()  # the part being filled
+        self._parts: list[dict[str, Any]] = []
+        self._upload_id: str | None = None
+        self._write_id = uuid.uuid4().hex
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        room = self._first_body_bytes_max - len(self._first)
+        if room > 0:
+            self._first += view[:room]
+            view = view[room:]
+        self._pending += view
+        while len(self._pending) >= self._part_bytes:
+            if self._upload_id is None:
+                self._upload_id = self._store._create_multipart(
+                    self._key, self._full, self._write_id
+                )
+            body = bytes(self._pending[: self._part_bytes])
+            del self._pending[: self._part_bytes]
+            self._upload(len(self._parts) + 2, body)
+
+    def finish(self, head: bytes, if_none_match: bool) -> str:
+        if self._upload_id is None:
+            body = head + bytes(self._first) + bytes(self._pending)
+            return self._store.put(self._key, body, if_none_match=if_none_match)
+        if self._pending:
+            self._upload(len(self._parts) + 2, bytes(self._pending))
+        self._upload(1, head + bytes(self._first))
+        return self._store._complete_multipart(
+            self._key, self._full, self._upload_id, self._parts, self._write_id, if_none_match
+        )
+
+    def abort(self) -> None:
+        if self._upload_id is not None:
+            upload_id, self._upload_id = self._upload_id, None
+            self._store._abort_multipart(self._full, upload_id)
+
+    def _upload(self, part_number: int, body: bytes) -> None:
+        assert self._upload_id is not None
+        self._parts.append(
+            self._store._upload_part(self._key, self._full, self._upload_id, part_number, body)
+        )
 
 
 class _BodyReader(io.RawIOBase):

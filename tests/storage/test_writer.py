@@ -1,0 +1,225 @@
+"""Store.open_writer: objects of unknown length, streamed in and published at commit.
+
+Every backend (LocalStore, S3Store on moto, CachedStore over each) must
+publish the whole object or nothing, and leave nothing behind on failure:
+no LocalStore temp file, no incomplete S3 multipart upload.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from micforge.storage import CachedStore, LocalStore, PreconditionFailed, S3Store, keys
+from micforge.storage import local as local_module
+
+MiB = 1024 * 1024
+BLOB = keys.blob("p", "ab" + "0" * 62)
+HEAD = b"H" * 48
+
+
+@pytest.fixture(params=["local", "s3", "cached-local", "cached-s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    kind: str = request.param
+    if kind.endswith("s3"):
+        # Small parts, so that a few MiB already take the multipart path.
+        backend = request.getfixturevalue("make_s3_store")(
+            multipart_threshold_bytes=5 * MiB, multipart_chunk_bytes=5 * MiB
+        )
+    else:
+        backend = request.getfixturevalue("local_store")
+    if kind.startswith("cached"):
+        return CachedStore(
+            backend, ram_bytes=1 << 20, disk_dir=tmp_path / "cache", disk_bytes=1 << 20
+        )
+    return backend
+
+
+@pytest.fixture
+def leftovers(s3_credentials: dict[str, str]) -> Iterator[Callable[[Any], list[str]]]:
+    """What a store holds besides its objects: temp files, or incomplete multipart uploads."""
+    client = boto3.session.Session().client("s3", **s3_credentials)
+
+    def find(store: Any) -> list[str]:
+        backend = store.store if isinstance(store, CachedStore) else store
+        if isinstance(backend, LocalStore):
+            return [
+                str(path)
+                for path in (backend.root / "objects").rglob("*")
+                if path.name.startswith(local_module.TEMP_PREFIX)
+            ]
+        assert isinstance(backend, S3Store)
+        uploads = client.list_multipart_uploads(Bucket=backend.bucket).get("Uploads", [])
+        return [upload["Key"] for upload in uploads]
+
+    yield find
+    client.close()
+
+
+def _pieces(data: bytes, piece_bytes: int) -> Iterator[bytes]:
+    for start in range(0, len(data), piece_bytes):
+        yield data[start : start + piece_bytes]
+
+
+# 0 and small: one PutObject on S3, inline writes on LocalStore; 13 MiB: three
+# 5 MiB parts on S3 and LocalStore's background writes (from 4 MiB).
+@pytest.mark.parametrize("size", [0, 1000, 13 * MiB + 5])
+@pytest.mark.parametrize("key_at", ["open", "commit"])
+def test_writes_head_and_body_and_publishes_at_commit(
+    store: Any, leftovers: Callable[[Any], list[str]], size: int, key_at: str
+) -> None:
+    body = os.urandom(size)
+    with store.open_writer(BLOB if key_at == "open" else None, head_bytes=len(HEAD)) as writer:
+        for piece in _pieces(body, 256 * 1024):
+            writer.write(piece)
+        assert store.head(BLOB) is None  # invisible until commit
+        etag = writer.commit(BLOB, head=HEAD, if_none_match=True)
+    assert store.get(BLOB) == (HEAD + body, etag)
+    assert store.head(BLOB) == etag
+    reader, size_bytes, open_etag = store.open(BLOB)
+    with reader:
+        assert (reader.read(), size_bytes, open_etag) == (HEAD + body, len(HEAD) + size, etag)
+    assert leftovers(store) == []
+
+
+def test_without_a_head_is_an_ordinary_object(store: Any) -> None:
+    with store.open_writer() as writer:
+        writer.write(b"abc")
+        writer.write(bytearray(b"def"))
+        writer.write(memoryview(b"ghi"))
+        etag = writer.commit("plain")
+    assert store.get("plain") == (b"abcdefghi", etag)
+
+
+@pytest.mark.parametrize("size", [1000, 13 * MiB])
+def test_if_none_match_on_an_existing_key_publishes_nothing(
+    store: Any, leftovers: Callable[[Any], list[str]], size: int
+) -> None:
+    etag = store.put(BLOB, b"first")
+    with store.open_writer(BLOB, head_bytes=len(HEAD)) as writer:
+        writer.write(os.urandom(size))
+        with pytest.raises(PreconditionFailed):
+            writer.commit(head=HEAD, if_none_match=True)
+    assert store.get(BLOB) == (b"first", etag)
+    assert leftovers(store) == []
+
+
+@pytest.mark.parametrize("size", [1000, 13 * MiB])
+def test_a_failure_mid_stream_publishes_nothing_and_leaves_nothing(
+    store: Any, leftovers: Callable[[Any], list[str]], size: int
+) -> None:
+    with pytest.raises(ConnectionError), store.open_writer(BLOB, head_bytes=len(HEAD)) as writer:
+        for piece in _pieces(os.urandom(size), MiB):
+            writer.write(piece)
+        raise ConnectionError("client went away")
+    assert store.head(BLOB) is None
+    assert leftovers(store) == []
+
+
+def test_misuse_is_a_value_error_and_publishes_nothing(
+    store: Any, leftovers: Callable[[Any], list[str]]
+) -> None:
+    with store.open_writer(head_bytes=len(HEAD)) as writer:
+        writer.write(b"data")
+        with pytest.raises(ValueError):
+            writer.commit(BLOB, head=b"short")
+        with pytest.raises(ValueError):  # the failed commit finished the writer
+            writer.write(b"more")
+    with store.open_writer(BLOB) as writer, pytest.raises(ValueError):
+        writer.commit("another/key")
+    with store.open_writer() as writer, pytest.raises(ValueError):
+        writer.commit()  # a key is needed at open or at commit
+    with pytest.raises(ValueError):
+        store.open_writer(head_bytes=-1)
+    with pytest.raises(ValueError):
+        store.open_writer("../escape")
+    with store.open_writer() as writer:
+        writer.commit(BLOB)
+        with pytest.raises(ValueError):
+            writer.write(b"after the commit")
+        writer.abort()  # a no-op once committed
+    assert store.get(BLOB)[0] == b""
+    assert leftovers(store) == []
+
+
+def test_concurrent_writers_to_one_key_publish_exactly_one(
+    store: Any, leftovers: Callable[[Any], list[str]]
+) -> None:
+    outcomes: list[str] = []
+    bodies = {n: os.urandom(100_000) for n in range(6)}
+    start = threading.Barrier(len(bodies))
+
+    def write(n: int) -> None:
+        with store.open_writer(BLOB) as writer:
+            writer.write(bodies[n])
+            start.wait()
+            try:
+                writer.commit(if_none_match=True)
+                outcomes.append(f"won {n}")
+            except PreconditionFailed:
+                outcomes.append("lost")
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [o for o in outcomes if o.startswith("won")]
+    assert len(winners) == 1 and len(outcomes) == len(bodies)
+    assert store.get(BLOB)[0] == bodies[int(winners[0].split()[1])]
+    assert leftovers(store) == []
+
+
+def test_local_writer_syncs_ahead_and_writes_in_the_background(
+    local_store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_module, "SYNC_AHEAD_BYTES", MiB)
+    monkeypatch.setattr(local_module, "BACKGROUND_WRITE_MIN_BYTES", MiB)
+    monkeypatch.setattr(local_module, "BACKGROUND_QUEUE_BYTES_MAX", MiB)
+    synced: list[int] = []
+    real_fdatasync = os.fdatasync
+
+    def counting_fdatasync(fd: int) -> None:
+        synced.append(fd)
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(local_module.os, "fdatasync", counting_fdatasync)
+    body = os.urandom(9 * MiB)
+    with local_store.open_writer(head_bytes=len(HEAD)) as writer:
+        for piece in _pieces(body, 300_000):
+            writer.write(piece)
+        etag = writer.commit(BLOB, head=HEAD)
+    assert synced  # flushed while data was still arriving
+    assert local_store.get(BLOB) == (HEAD + body, etag)
+
+
+def test_local_write_error_in_the_background_publishes_nothing(tmp_path: Path) -> None:
+    # A real write error: a file size limit (EFBIG) hit by the background writer.
+    script = f"""
+import os, resource, signal
+from micforge.storage import LocalStore, StorageUnavailable
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+store = LocalStore({str(tmp_path / "store")!r})
+resource.setrlimit(resource.RLIMIT_FSIZE, (6 * 2**20, resource.RLIM_INFINITY))
+try:
+    with store.open_writer("k") as writer:
+        for _ in range(16):
+            writer.write(os.urandom(2**20))
+        writer.commit()
+except StorageUnavailable as exc:
+    print("unavailable", exc)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.startswith("unavailable"), result.stdout + result.stderr
+    objects = tmp_path / "store" / "objects"
+    assert [p.name for p in objects.rglob("*")] == []
