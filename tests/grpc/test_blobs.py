@@ -8,6 +8,8 @@ import random
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -226,14 +228,22 @@ def test_a_corrupt_stored_blob_is_never_served(env: GrpcEnv) -> None:
 class _StallingUpload:
     """A PutBlob request stream that sends ``size_bytes`` and then waits to be released."""
 
-    def __init__(self, size_bytes: int) -> None:
+    def __init__(self, size_bytes: int, **header: Any) -> None:
         self.size_bytes = size_bytes
+        self.header = header
         self.release = threading.Event()
 
     def __iter__(self) -> Iterator[content_pb2.PutBlobRequest]:
         # Not marked last: the upload is still in progress when it stalls.
-        yield from put_requests(_bytes(self.size_bytes), piece_bytes=64 * 1024, last=False)
+        yield from put_requests(
+            _bytes(self.size_bytes), piece_bytes=64 * 1024, last=False, **self.header
+        )
         self.release.wait(30)
+
+
+def _store_temp_files(env: GrpcEnv) -> list[Path]:
+    """LocalStore temp files (an upload's unpublished object) under the env's store."""
+    return [p for p in (env.config.data_dir / "store").rglob(".tmp-*")]
 
 
 def _blob_bytes_in(env: GrpcEnv) -> float:
@@ -243,14 +253,20 @@ def _blob_bytes_in(env: GrpcEnv) -> float:
     return value or 0.0
 
 
-def test_client_cancelling_an_upload_stores_nothing_and_leaks_nothing(make_grpc_env) -> None:
+# Without a size the raw bytes are spooled first; with one they stream straight
+# into the store's temp file. Either must vanish when the client cancels.
+@pytest.mark.parametrize("announce_size", [False, True], ids=["spooled", "streamed"])
+def test_client_cancelling_an_upload_stores_nothing_and_leaks_nothing(
+    make_grpc_env, announce_size: bool
+) -> None:
     # Above the service's in-memory spool size, so a leak would be an open temp file.
     env = make_grpc_env(blob_max_bytes=64 * 1024 * 1024)
     env.put_blob(b"warm up the channel")
     blobs_before = env.stored_blob_keys()
     fds_before = open_fd_count()
 
-    upload = _StallingUpload(10 * 1024 * 1024)
+    header = {"expected_size": 20 * 1024 * 1024} if announce_size else {}
+    upload = _StallingUpload(10 * 1024 * 1024, **header)
     future = env.content.PutBlob.future(iter(upload), metadata=env.auth())
     assert wait_for(lambda: _blob_bytes_in(env) >= 10 * 1024 * 1024 + 19)
     future.cancel()
@@ -263,6 +279,7 @@ def test_client_cancelling_an_upload_stores_nothing_and_leaks_nothing(make_grpc_
     assert wait_for(lambda: (gc.collect(), open_fd_count())[1] <= fds_before), (
         f"{open_fd_count()} fds open, {fds_before} before the upload"
     )
+    assert _store_temp_files(env) == []
     # The server is still fine.
     assert env.put_blob(b"after").size == 5
 

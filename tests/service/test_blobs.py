@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import boto3
 import pytest
 import zstandard
 
@@ -15,9 +16,11 @@ from micforge.service.blobs import (
     _compresses,
     decode_header,
 )
-from micforge.storage import keys
+from micforge.storage import LocalStore, keys
 
 from .conftest import World
+
+MiB = 1024 * 1024
 
 
 def _chunks(data: bytes, size: int):
@@ -160,3 +163,116 @@ def test_a_corrupt_object_is_never_served(make_world, size: int) -> None:
         _, chunks = w.services.blobs.open(w.owner, w.project, h)
         for _ in chunks:
             pass
+
+
+# -- streaming straight into the store (Store.open_writer) ---------------------------------
+
+
+@pytest.fixture
+def leftovers(s3_credentials: dict[str, str]):
+    """A store's unpublished writes: LocalStore temp files or incomplete S3 multipart uploads."""
+    client = boto3.session.Session().client("s3", **s3_credentials)
+
+    def find(store) -> list[str]:
+        if isinstance(store, LocalStore):
+            return [str(p) for p in (store.root / "objects").rglob(".tmp-*")]
+        uploads = client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])
+        return [upload["Key"] for upload in uploads]
+
+    yield find
+    client.close()
+
+
+@pytest.fixture(params=["local", "s3"])
+def streaming_world(request: pytest.FixtureRequest, make_world) -> World:
+    """A world whose S3 store takes the multipart path from 10 MiB (5 MiB parts)."""
+    if request.param == "local":
+        return make_world()
+    store = request.getfixturevalue("make_s3_store")(
+        multipart_threshold_bytes=5 * MiB, multipart_chunk_bytes=5 * MiB
+    )
+    return make_world(store)
+
+
+@pytest.mark.parametrize("size", [0, 300_000, 12 * MiB + 3])
+@pytest.mark.parametrize("announce", ["nothing", "size", "size-and-hash", "hash"])
+def test_streamed_uploads_store_one_header_and_frame(
+    streaming_world: World, leftovers, size: int, announce: str
+) -> None:
+    w = streaming_world
+    data = os.urandom(size)
+    digest = blob_hash(data).hex()
+    kwargs: dict = {}
+    if "size" in announce:
+        kwargs["expected_size"] = size
+    if "hash" in announce:
+        kwargs["expected_hash"] = digest
+    view, created = w.services.blobs.put_stream(
+        w.owner, w.project, _chunks(data, 256 * 1024), **kwargs
+    )
+    assert created and view == {"hash": digest, "size": size}
+    stored, _ = w.store.get(keys.blob(w.project, digest))
+    assert decode_header(stored, bytes.fromhex(digest)) == size
+    assert zstandard.ZstdDecompressor().decompress(stored[HEADER_BYTES:]) == data
+    again, created_again = w.services.blobs.put_stream(
+        w.owner, w.project, _chunks(data, 100_000), **kwargs
+    )
+    assert again == view and not created_again
+    got_size, chunks = w.services.blobs.open(w.owner, w.project, digest)
+    assert got_size == size and b"".join(chunks) == data
+    assert leftovers(w.store) == []
+
+
+@pytest.mark.parametrize("size", [300_000, 12 * MiB])
+@pytest.mark.parametrize("announce_size", [False, True])
+def test_a_mismatched_announced_hash_stores_nothing_and_leaves_nothing(
+    streaming_world: World, leftovers, size: int, announce_size: bool
+) -> None:
+    w = streaming_world
+    data = os.urandom(size)
+    other = blob_hash(b"something else").hex()
+    kwargs = {"expected_size": size} if announce_size else {}
+    with pytest.raises(InvalidRequest) as raised:
+        w.services.blobs.put_stream(
+            w.owner, w.project, _chunks(data, 256 * 1024), expected_hash=other, **kwargs
+        )
+    assert raised.value.details.get("hash") == blob_hash(data).hex()
+    assert w.store.list(f"projects/{w.project}/blobs/") == []
+    assert leftovers(w.store) == []
+
+
+@pytest.mark.parametrize("announce_size", [False, True])
+def test_a_stream_broken_after_parts_were_uploaded_leaves_nothing(
+    streaming_world: World, leftovers, announce_size: bool
+) -> None:
+    w = streaming_world
+    size = 24 * MiB
+    digest = blob_hash(b"x" * size).hex()
+
+    def broken():
+        yield from _chunks(os.urandom(size // 2 + MiB), MiB)  # past two 5 MiB parts
+        raise ConnectionError("client went away")
+
+    kwargs = {"expected_size": size, "expected_hash": digest} if announce_size else {}
+    with pytest.raises(ConnectionError):
+        w.services.blobs.put_stream(w.owner, w.project, broken(), **kwargs)
+    assert w.store.list(f"projects/{w.project}/blobs/") == []
+    assert leftovers(w.store) == []
+
+
+def test_the_size_limit_stops_reading_as_bytes_arrive(make_world) -> None:
+    w = make_world(blob_max_bytes=1000)
+    pulled: list[int] = []
+
+    def endless():
+        while True:
+            pulled.append(100)
+            yield b"y" * 100
+
+    with pytest.raises(TooLarge):
+        w.services.blobs.put_stream(w.owner, w.project, endless())
+    assert sum(pulled) == 1100  # stopped at the first piece over the limit
+    with pytest.raises(InvalidRequest):  # announced 1000, sent more
+        w.services.blobs.put_stream(w.owner, w.project, endless(), expected_size=1000)
+    assert w.store.list(f"projects/{w.project}/blobs/") == []
+    assert list((w.store.root / "objects").rglob(".tmp-*")) == []

@@ -23,6 +23,7 @@ from micforge.core import BlobHasher, blob_hash
 from micforge.errors import Corrupt, InvalidRequest, NotFound, TooLarge
 from micforge.service.common import Authorizer
 from micforge.storage import KeyNotFound, PreconditionFailed, Store, keys
+from micforge.storage.base import ObjectWriter
 
 BLOB_MAGIC = b"MICZ"
 BLOB_VERSION = 1
@@ -31,6 +32,7 @@ HEADER_BYTES = _HEADER.size  # 48
 # Blobs up to this size are verified in full before the first byte is sent.
 VERIFY_BEFORE_SERVING_BYTES = 8 * 1024 * 1024
 _SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
+_RAW_READ_BYTES = 1024 * 1024
 # Large blobs that compress are compressed by zstd's own worker threads while
 # the caller receives and hashes (BLAKE3 and zstd both release the GIL), so the
 # two passes overlap instead of adding up, with zstd's job buffers in between
@@ -107,11 +109,25 @@ class BlobService:
                 raise InvalidRequest("expected size must not be negative")
             if expected_size > self._limit_bytes:
                 raise TooLarge(f"blob is {expected_size} bytes; the limit is {self._limit_bytes}")
-        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY_BYTES) as spool:
-            if expected_size is not None:
-                size_bytes, digest = self._spool_known_size(chunks, expected_size, spool)
-            else:
-                size_bytes, digest = self._spool_unknown_size(chunks, spool)
+        if expected_size is None:
+            # The hash prefix holds the length: keep the raw bytes until it is known.
+            with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY_BYTES) as raw:
+                size_bytes = self._spool_raw(chunks, raw)
+                raw.seek(0)
+                return self._store_stream(
+                    project, _read_chunks(raw, _RAW_READ_BYTES), size_bytes, expected_hash
+                )
+        return self._store_stream(project, chunks, expected_size, expected_hash)
+
+    def _store_stream(
+        self, project: str, chunks: Iterable[bytes], size_bytes: int, expected_hash: str | None
+    ) -> tuple[dict, bool]:
+        """Hash and compress ``size_bytes`` of content straight into a store writer, as it
+        arrives; publish the object only once it is whole and its hash checked."""
+        # An announced hash names the key now, which lets S3 upload parts as they fill.
+        announced_key = keys.blob(project, expected_hash) if expected_hash is not None else None
+        with self._store.open_writer(announced_key, head_bytes=HEADER_BYTES) as writer:
+            digest = self._compress_into(writer, chunks, size_bytes)
             if expected_hash is not None and digest.hex() != expected_hash:
                 raise InvalidRequest(
                     f"content hashes to {digest.hex()}, not the announced {expected_hash}",
@@ -120,53 +136,43 @@ class BlobService:
             key = keys.blob(project, digest.hex())
             view = {"hash": digest.hex(), "size": size_bytes}
             if self._store.head(key) is not None:
-                return view, False
-            stored_bytes = spool.tell()
-            spool.seek(0)
+                return view, False  # leaving the block discards what was written
             try:
-                self._store.put_file(key, spool, stored_bytes, if_none_match=True)
+                writer.commit(key, head=encode_header(size_bytes, digest), if_none_match=True)
             except PreconditionFailed:
                 return view, False
             return view, True
 
-    def _spool_known_size(
-        self, chunks: Iterable[bytes], size_bytes: int, spool: BinaryIO
-    ) -> tuple[int, bytes]:
-        # One pass: hash and compress while receiving (the size is part of the hashed prefix).
-        spool.write(encode_header(size_bytes, bytes(32)))
+    def _compress_into(
+        self, writer: ObjectWriter, chunks: Iterable[bytes], size_bytes: int
+    ) -> bytes:
+        """Feed exactly ``size_bytes`` from ``chunks`` to ``writer`` as one zstd frame;
+        return the blob hash. One pass: hash and compress each chunk as it comes."""
         hasher = BlobHasher(size_bytes)
         chunks = iter(chunks)
         first = next(chunks, b"")
         compressor = self._compressor(size_bytes, sample=first)
-        writer = compressor.stream_writer(spool, size=size_bytes, closefd=False)
+        frame = compressor.stream_writer(writer, size=size_bytes, closefd=False)
         received = 0
         for chunk in itertools.chain([first], chunks):
             received += len(chunk)
             if received > size_bytes:
                 raise InvalidRequest(f"received more than the announced {size_bytes} bytes")
             hasher.update(chunk)
-            writer.write(chunk)
+            frame.write(chunk)
         if received != size_bytes:
             raise InvalidRequest(f"received {received} bytes, not the announced {size_bytes}")
-        writer.flush(zstandard.FLUSH_FRAME)
-        digest = hasher.digest()
-        end = spool.tell()
-        spool.seek(0)
-        spool.write(encode_header(size_bytes, digest))
-        spool.seek(end)
-        return size_bytes, digest
+        frame.flush(zstandard.FLUSH_FRAME)
+        return hasher.digest()
 
-    def _spool_unknown_size(self, chunks: Iterable[bytes], spool: BinaryIO) -> tuple[int, bytes]:
-        # The hash prefix needs the length, so keep the raw bytes first, then hash + compress.
-        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY_BYTES) as raw:
-            received = 0
-            for chunk in chunks:
-                received += len(chunk)
-                if received > self._limit_bytes:
-                    raise TooLarge(f"blob exceeds the limit of {self._limit_bytes} bytes")
-                raw.write(chunk)
-            raw.seek(0)
-            return self._spool_known_size(_read_chunks(raw, 1 << 20), received, spool)
+    def _spool_raw(self, chunks: Iterable[bytes], raw: BinaryIO) -> int:
+        received = 0
+        for chunk in chunks:
+            received += len(chunk)
+            if received > self._limit_bytes:
+                raise TooLarge(f"blob exceeds the limit of {self._limit_bytes} bytes")
+            raw.write(chunk)
+        return received
 
     # -- reads --------------------------------------------------------------------------
 
