@@ -3,6 +3,8 @@ auth DB, and a small cast of users with different roles on one project."""
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +56,15 @@ class World:
 
     def land(self, sid: str, user: User | None = None) -> dict:
         return self.services.landing.land(user or self.owner, self.project, sid)
+
+
+@contextlib.contextmanager
+def another_process(w: World) -> Iterator[Services]:
+    """Services of a second agent on the same store and auth DB: another process, with
+    nothing of what this one's services remember (sessions, head, positions seen)."""
+    config = make_config(Path(w.services.config.data_dir) / f"other-{uuid.uuid4().hex}")
+    with build_services(config, store=w.store, auth_db=w.auth) as services:
+        yield services
 
 
 def populate(services: Services, store: Store, auth: AuthDB, project: str = "demo") -> World:

@@ -13,6 +13,7 @@ from micforge.core import (
     encode_landing,
     encode_rollup,
 )
+from micforge.core.tree import EMPTY_TREE_HASH
 from micforge.errors import Conflict
 from micforge.service.history import ROLLUP_SIZES
 from micforge.storage import keys
@@ -32,7 +33,7 @@ def plant_history(w: World, project: str, tip: int, full_records: set[int]) -> N
     check may need (``full_records``); skipping the rest keeps the test fast, and a
     read of a record that is not there fails loudly instead of passing silently."""
     store = w.store
-    tree_hash = bytes(32)
+    tree_hash = EMPTY_TREE_HASH  # a real tree, so that land() can build on any position
 
     def record(position: int) -> bytes:
         return encode_landing(

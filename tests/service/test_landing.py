@@ -8,7 +8,7 @@ from micforge.core.tree import EMPTY_TREE_HASH
 from micforge.errors import Conflict, Forbidden, InvalidState, NotFound
 from micforge.storage import keys
 
-from .conftest import World
+from .conftest import World, another_process
 
 
 def test_land_advances_tip_and_tree(any_world: World) -> None:
@@ -168,12 +168,20 @@ def test_tip_is_found_past_a_lagging_head(world: World) -> None:
         keys.head(w.project),
         encode_head(Head(position=1, tree_hash=first.tree_hash, hlc=first.hlc)),
     )
-    assert w.services.history.tip(w.project) == 5
-    assert w.services.content.head(w.owner, w.project)["position"] == 5
-    sid = w.session()
-    assert w.services.sessions.get(w.owner, w.project, sid)["base_position"] == 5
-    w.write(sid, "f0", b"changed")
-    assert w.land(sid)["position"] == 6
+    # Another process, which has seen nothing of this project yet, starts from the head.
+    with another_process(w) as fresh:
+        assert fresh.history.tip(w.project) == 5
+    with another_process(w) as fresh:
+        assert fresh.content.head(w.owner, w.project)["position"] == 5
+    with another_process(w) as fresh:
+        sid = fresh.sessions.start(w.owner, w.project, "after the lag")["id"]
+        assert fresh.sessions.get(w.owner, w.project, sid)["base_position"] == 5
+    with another_process(w) as fresh:
+        view, _ = fresh.blobs.put(w.owner, w.project, b"changed")
+        fresh.sessions.record_operations(
+            w.owner, w.project, sid, [{"op": "write", "path": "f0", "blob_hash": view["hash"]}]
+        )
+        assert fresh.landing.land(w.owner, w.project, sid)["position"] == 6
 
 
 def test_rollups_are_built_when_a_window_completes(world: World) -> None:
@@ -221,7 +229,9 @@ def test_a_lander_that_meets_its_own_record_returns_it(world: World) -> None:
         decode_session(data), state=STATE_OPEN, landed_position=0, attempt_position=0
     )
     w.store.put(keys.session(w.project, sid), encode_session(stale), if_match=etag)
-    again = w.land(sid)
+    with another_process(w) as b:  # B remembers nothing: it reads the stale session
+        again = b.landing.land(w.owner, w.project, sid)
+        assert b.landing.last_check is not None and b.landing.last_check.own_position == 1
     assert again["position"] == 1 and again["session"]["state"] == "landed"
     assert w.services.history.tip(w.project) == 1
 

@@ -2,11 +2,24 @@
 
 The landing log is gapless: position n is only ever written (with
 If-None-Match) by a lander that saw n-1, so "log/n exists" is monotone in n and
-the tip can be found by galloping + binary search from the head hint.
+the tip can be found by galloping + binary search from any position known to
+exist.
+
+Two things are remembered per project, both safe to be stale:
+
+- the highest position this process has seen exist (a record read or written, a
+  probe that hit, a lost If-None-Match on ``log/{n}``). Positions never stop
+  existing, so this is a valid starting point for the gallop, which proves the
+  tip by finding the first missing position: a stale value costs probes, never
+  a wrong tip. It replaces reading the head object before each tip search.
+- the last version of the head object this process read or wrote, with its
+  etag, so that advancing the head is one If-Match write when nobody else moved
+  it; on 412 the head is read again (``advance_head``).
 """
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -43,6 +56,29 @@ class History:
         self._store = store
         self._metrics = metrics
         self._pool = pool
+        self._lock = threading.Lock()
+        self._seen: dict[str, int] = {}  # project -> highest position seen to exist
+        self._heads: dict[str, HeadHint] = {}  # project -> head version last read/written
+
+    # -- what this process has seen -------------------------------------------------------
+
+    def saw(self, project: str, position: int) -> None:
+        """Note that ``log/{position}`` exists (it never stops existing)."""
+        with self._lock:
+            if position > self._seen.get(project, 0):
+                self._seen[project] = position
+
+    def seen(self, project: str) -> int | None:
+        """The highest position this process has seen exist; None if it never looked."""
+        with self._lock:
+            return self._seen.get(project)
+
+    def _remember_head(self, project: str, hint: HeadHint) -> None:
+        with self._lock:
+            known = self._heads.get(project)
+            if known is None or hint.position >= known.position:
+                self._heads[project] = hint
+        self.saw(project, hint.position)
 
     # -- head and tip ---------------------------------------------------------------------
 
@@ -50,29 +86,52 @@ class History:
         try:
             data, etag = self._store.get(keys.head(project))
         except KeyNotFound:
-            return HeadHint(0, EMPTY_TREE_HASH, 0, None)
-        head = decode_head(data)
-        return HeadHint(head.position, head.tree_hash, head.hlc, etag)
+            hint = HeadHint(0, EMPTY_TREE_HASH, 0, None)
+        else:
+            head = decode_head(data)
+            hint = HeadHint(head.position, head.tree_hash, head.hlc, etag)
+        self._remember_head(project, hint)
+        return hint
 
-    def exists(self, project: str, position: int) -> bool:
-        return self._store.head(keys.log(project, position)) is not None
+    def exists(self, project: str, position: int, *, fetch: bool = False) -> bool:
+        """Whether ``log/{position}`` exists. ``fetch`` reads the record (through the cache)
+        instead of a HEAD: the same one request, and a lander needs the records past its
+        base for the conflict check anyway."""
+        if fetch:
+            found = self.find(project, position) is not None
+        else:
+            found = self._store.head(keys.log(project, position)) is not None
+        if found:
+            self.saw(project, position)
+        return found
 
-    def tip(self, project: str, hint: HeadHint | None = None) -> int:
-        """The highest landed position: the head hint, then probes past it."""
-        low = (hint or self.read_head(project)).position  # known to exist (or 0)
-        if not self.exists(project, low + 1):
+    def tip(self, project: str, hint: HeadHint | None = None, *, fetch: bool = False) -> int:
+        """The highest landed position, proven by finding the first missing one.
+
+        The search starts at the highest position known to exist: what this process has
+        seen, or ``hint``. The head object is read only by a process that has never seen
+        this project, or when the first probe shows that what it saw is stale (the head,
+        which every lander advances, is then likely nearer the tip than our last look)."""
+        seen = self.seen(project)
+        if seen is None and hint is None:
+            hint = self.read_head(project)
+        low = max(seen or 0, hint.position if hint is not None else 0)
+        if not self.exists(project, low + 1, fetch=fetch):
             return low
+        low += 1
+        if hint is None:
+            low = max(low, self.read_head(project).position)
         # Gallop: find a missing position above ``low``.
         step = 1
         high = low + 1
-        while self.exists(project, high):
+        while self.exists(project, high, fetch=fetch):
             low = high
             step *= 2
             high = low + step
         # Binary search in (low, high): low exists, high does not.
         while high - low > 1:
             mid = (low + high) // 2
-            if self.exists(project, mid):
+            if self.exists(project, mid, fetch=fetch):
                 low = mid
             else:
                 high = mid
@@ -82,8 +141,14 @@ class History:
         self, project: str, position: int, tree_hash: bytes, hlc: int, known: HeadHint | None = None
     ) -> None:
         """Move the head hint forward to ``position`` (never backward). Safe to repeat.
-        ``known``, a hint read earlier, saves a read when nobody moved the head since."""
+        The first attempt uses ``known`` or the head version this process last read or
+        wrote: one If-Match write when nobody moved the head since; a stale version only
+        costs a 412 and a read. A version saying the head is already at or past
+        ``position`` is final whatever its age: the head never moves backward."""
         data = encode_head(Head(position=position, tree_hash=tree_hash, hlc=hlc))
+        if known is None:
+            with self._lock:
+                known = self._heads.get(project)
         for _ in range(64):
             hint = known if known is not None else self.read_head(project)
             known = None
@@ -91,22 +156,23 @@ class History:
                 return
             try:
                 if hint.etag is None:
-                    self._store.put(keys.head(project), data, if_none_match=True)
+                    etag = self._store.put(keys.head(project), data, if_none_match=True)
                 else:
-                    self._store.put(keys.head(project), data, if_match=hint.etag)
-                return
+                    etag = self._store.put(keys.head(project), data, if_match=hint.etag)
             except PreconditionFailed:
                 self._metrics.cas_retries.inc()
+                continue
+            self._remember_head(project, HeadHint(position, tree_hash, hlc, etag))
+            return
         # The hint is an optimisation: failing to advance it never loses a landing.
 
     # -- records --------------------------------------------------------------------------
 
     def record(self, project: str, position: int) -> LandingRecord:
-        try:
-            data, _ = self._store.get(keys.log(project, position))
-        except KeyNotFound:
-            raise NotFound(f"position {position} not found") from None
-        return decode_landing(data)
+        record = self.find(project, position)
+        if record is None:
+            raise NotFound(f"position {position} not found")
+        return record
 
     def find(self, project: str, position: int) -> LandingRecord | None:
         """The landing record at ``position``, or None if nothing landed there yet (one GET)."""
@@ -114,6 +180,7 @@ class History:
             data, _ = self._store.get(keys.log(project, position))
         except KeyNotFound:
             return None
+        self.saw(project, position)
         return decode_landing(data)
 
     def own_landing(

@@ -37,7 +37,7 @@ from micforge.core import (
 from micforge.core.tree import TreeEdit
 from micforge.errors import Conflict, Forbidden, InvalidState, Unavailable
 from micforge.service.common import STATE_NAMES, Authorizer, backoff_sleep
-from micforge.service.history import ROLLUP_SIZES, TOP_LEVEL, HeadHint, History
+from micforge.service.history import ROLLUP_SIZES, TOP_LEVEL, History
 from micforge.service.metrics import Metrics
 from micforge.service.sessions import SessionStore, SyncHlc, session_view
 from micforge.storage import PreconditionFailed, Store, keys
@@ -151,14 +151,25 @@ class LandingService:
         # Conflicts already ruled out: (base, upto] for exactly this base and path set.
         # Operations may be recorded between two attempts, so the key is the paths too.
         checked: tuple[int, frozenset[str], int] | None = None
+        refresh = False  # the next attempt must read the session from the store
         for attempt in range(self._config.landing_max_attempts):
-            # The session and the tip are read in parallel (one round trip less).
-            loading = self._pool.submit(self._sessions.load, project, sid)
-            try:
-                hint = self._history.read_head(project)
-                tip = self._history.tip(project, hint)
-            finally:
-                rec, etag = loading.result()
+            # The session as this process last saw it, if it did (docs/landing.md, "Versions
+            # this process remembers"): every decision taken from it below is either final
+            # whatever its age (landed; the log holds our record) or validated by an
+            # If-Match write of the session before it has an effect (the attempt note, the
+            # conflicted mark); a refusal taken from it is taken again from a fresh read.
+            version = None if refresh else self._sessions.last_seen(project, sid)
+            refresh = False
+            if version is None:
+                # The session and the tip are read in parallel (one round trip less).
+                loading = self._pool.submit(self._sessions.load, project, sid)
+                try:
+                    tip = self._history.tip(project, fetch=True)
+                finally:
+                    rec, etag = loading.result()
+            else:
+                rec, etag = version
+                tip = self._history.tip(project, fetch=True)
             if rec.owner != user.id and role < Role.OWNER:
                 raise Forbidden("only the session's owner or a project owner may land it")
             if rec.state == STATE_LANDED:
@@ -172,6 +183,9 @@ class LandingService:
             if own is not None:
                 return self._finish(project, sid, own)
             if rec.state != STATE_OPEN:
+                if version is not None:
+                    refresh = True
+                    continue
                 raise InvalidState(f"session is {STATE_NAMES[rec.state]}; only open sessions land")
 
             paths = [op.path for op in rec.operations]
@@ -198,9 +212,7 @@ class LandingService:
             noted = dataclasses.replace(rec, attempt_position=position, updated_at=self._hlc.now())
             note = self._pool.submit(self._sessions.write, project, noted, etag)
             try:
-                parent_tree = (
-                    hint.tree_hash if hint.position == tip else self._history.tree_at(project, tip)
-                )
+                parent_tree = self._history.tree_at(project, tip)  # a cached record mostly
                 tree_hash = self._write_tree(project, parent_tree, rec)
             finally:
                 try:
@@ -226,6 +238,7 @@ class LandingService:
                 )
             except PreconditionFailed:
                 # Someone else took this position: back off, then only the new range needs checking.
+                self._history.saw(project, position)
                 self._metrics.cas_retries.inc()
                 with self._rng_lock:
                     rng = random.Random(self._rng.random())
@@ -237,7 +250,7 @@ class LandingService:
                 )
                 continue
             self._metrics.landings.inc()
-            return self._finish(project, sid, record, known_head=hint, noted=(noted, noted_etag))
+            return self._finish(project, sid, record, noted=(noted, noted_etag))
         raise Unavailable(
             f"landing did not win a position after {self._config.landing_max_attempts} attempts; "
             "nothing was landed, try again"
@@ -287,6 +300,7 @@ class LandingService:
 
         def change(rec: SessionRecord) -> SessionRecord | None:
             nonlocal moved
+            moved = False  # decided per version: update() may call this more than once
             if rec.state != STATE_OPEN:
                 return None
             if (rec.base_position, frozenset(op.path for op in rec.operations)) != checked:
@@ -316,19 +330,14 @@ class LandingService:
         sid: str,
         record: LandingRecord,
         *,
-        known_head: HeadHint | None = None,
         noted: tuple[SessionRecord, str] | None = None,
     ) -> dict:
         """Post-commit steps, each idempotent: head hint and session state (in parallel,
-        they are independent), then rollups. ``known_head`` and ``noted`` (the session as
-        this lander last wrote it, with its etag) save the re-reads when nothing moved."""
+        they are independent), then rollups. ``noted`` (the session as this lander last
+        wrote it, with its etag) saves the re-read when nothing moved; the head is advanced
+        from the version this process last saw, too."""
         head = self._pool.submit(
-            self._history.advance_head,
-            project,
-            record.position,
-            record.tree_hash,
-            record.hlc,
-            known_head,
+            self._history.advance_head, project, record.position, record.tree_hash, record.hlc
         )
 
         def mark(rec: SessionRecord) -> SessionRecord | None:

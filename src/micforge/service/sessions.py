@@ -12,6 +12,7 @@ import binascii
 import dataclasses
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 from micforge import validate
@@ -31,7 +32,14 @@ from micforge.core import (
     decode_session,
     encode_session,
 )
-from micforge.errors import Forbidden, InvalidRequest, InvalidState, NotFound, TooLarge
+from micforge.errors import (
+    Forbidden,
+    InvalidRequest,
+    InvalidState,
+    MicError,
+    NotFound,
+    TooLarge,
+)
 from micforge.service.blobs import BlobService
 from micforge.service.common import (
     MODE_NAMES,
@@ -48,6 +56,10 @@ from micforge.service.metrics import Metrics
 from micforge.storage import KeyNotFound, PreconditionFailed, Store, keys
 
 SESSION_CAS_ATTEMPTS = 64
+# SessionStore keeps the last seen version of at most this many sessions, of at most
+# this many encoded bytes in all (a session larger than 1/8 of it is not kept).
+SESSION_CACHE_ENTRIES = 1024
+SESSION_CACHE_BYTES = 64 * 1024 * 1024
 LIST_LIMIT_MAX = 1000
 # A filtered listing reads at most this many session objects per page, then hands back a cursor.
 LIST_SCAN_MAX = 2000
@@ -106,24 +118,53 @@ def session_view(project: str, rec: SessionRecord) -> dict:
 
 
 class SessionStore:
-    """Load and compare-and-swap session objects (shared by sessions and landing)."""
+    """Load and compare-and-swap session objects (shared by sessions and landing).
+
+    It remembers the last version of each session this process read or wrote, with its
+    etag (a small LRU, ``SESSION_CACHE_ENTRIES`` / ``SESSION_CACHE_BYTES``), so that a read-modify-write by the
+    process that last touched a session skips the read. That is optimistic and safe
+    because a cached version is only ever used to decide a write of that same session
+    with If-Match on its etag: if anyone changed the session since, the write fails
+    with 412, nothing happened, and the change is decided again from a fresh read. A
+    refusal (``change`` raises) or a no-op (``change`` returns None) decided from a
+    cached version has no write to validate it, so it is decided again from a fresh
+    read too. Reads that answer a caller (``load``) always go to the store.
+    """
 
     def __init__(self, store: Store, metrics: Metrics, session_max_bytes: int) -> None:
         self._store = store
         self._metrics = metrics
         self._session_max_bytes = session_max_bytes
+        self._lock = threading.Lock()
+        # (project, sid) -> (record, etag, encoded size in bytes)
+        self._versions: OrderedDict[tuple[str, str], tuple[SessionRecord, str, int]] = OrderedDict()
+        self._versions_bytes = 0
 
     def load(self, project: str, sid: str) -> tuple[SessionRecord, str]:
+        """The current version, read from the store."""
         try:
             data, etag = self._store.get(keys.session(project, sid))
         except KeyNotFound:
             raise NotFound(f"session {sid} not found") from None
-        return decode_session(data), etag
+        rec = decode_session(data)
+        self._remember(project, sid, rec, etag, len(data))
+        return rec, etag
+
+    def last_seen(self, project: str, sid: str) -> tuple[SessionRecord, str] | None:
+        """The version this process last read or wrote, possibly stale: only for deciding
+        a write with If-Match on its etag (see the class docstring)."""
+        with self._lock:
+            version = self._versions.get((project, sid))
+            if version is None:
+                return None
+            self._versions.move_to_end((project, sid))
+            return version[0], version[1]
 
     def create(self, project: str, rec: SessionRecord) -> None:
-        self._store.put(
-            keys.session(project, rec.id.hex()), encode_session(rec), if_none_match=True
-        )
+        sid = rec.id.hex()
+        data = encode_session(rec)
+        etag = self._store.put(keys.session(project, sid), data, if_none_match=True)
+        self._remember(project, sid, rec, etag, len(data))
 
     def write(self, project: str, rec: SessionRecord, etag: str) -> str:
         data = encode_session(rec)
@@ -131,24 +172,64 @@ class SessionStore:
             raise TooLarge(
                 f"session would be {len(data)} bytes; the limit is {self._session_max_bytes}"
             )
-        return self._store.put(keys.session(project, rec.id.hex()), data, if_match=etag)
+        sid = rec.id.hex()
+        try:
+            new_etag = self._store.put(keys.session(project, sid), data, if_match=etag)
+        except PreconditionFailed:
+            self._forget(project, sid)
+            raise
+        self._remember(project, sid, rec, new_etag, len(data))
+        return new_etag
 
     def update(
         self, project: str, sid: str, change: Callable[[SessionRecord], SessionRecord | None]
     ) -> SessionRecord:
         """Read-modify-write until the compare-and-swap wins. ``change`` may raise to refuse,
-        or return None to leave the session as it is."""
+        or return None to leave the session as it is; it may be called more than once."""
+        version = self.last_seen(project, sid)
         for _ in range(SESSION_CAS_ATTEMPTS):
-            rec, etag = self.load(project, sid)
-            changed = change(rec)
-            if changed is None:
-                return rec
+            cached = version is not None
+            rec, etag = version if version is not None else self.load(project, sid)
+            version = None
             try:
+                changed = change(rec)
+                if changed is None:
+                    if cached:
+                        continue  # a no-op needs a fresh read to be sure
+                    return rec
                 self.write(project, changed, etag)
                 return changed
             except PreconditionFailed:
                 self._metrics.cas_retries.inc()
+            except MicError:
+                if not cached:
+                    raise
+                # A refusal decided from a cached version: decide again from a fresh read.
         raise InvalidState(f"session {sid} is changing too fast; try again")
+
+    def _remember(
+        self, project: str, sid: str, rec: SessionRecord, etag: str, size_bytes: int
+    ) -> None:
+        with self._lock:
+            self._pop((project, sid))
+            if size_bytes > SESSION_CACHE_BYTES // 8:
+                return
+            self._versions[(project, sid)] = (rec, etag, size_bytes)
+            self._versions_bytes += size_bytes
+            while (
+                len(self._versions) > SESSION_CACHE_ENTRIES
+                or self._versions_bytes > SESSION_CACHE_BYTES
+            ):
+                self._pop(next(iter(self._versions)))
+
+    def _forget(self, project: str, sid: str) -> None:
+        with self._lock:
+            self._pop((project, sid))
+
+    def _pop(self, key: tuple[str, str]) -> None:
+        old = self._versions.pop(key, None)
+        if old is not None:
+            self._versions_bytes -= old[2]
 
 
 class SessionService:
