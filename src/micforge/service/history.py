@@ -214,9 +214,15 @@ class History:
         return Tree(load)
 
     def tree_at(self, project: str, position: int) -> bytes:
-        """Root hash of the tree after ``position`` (0 = the empty tree)."""
+        """Root hash of the tree after ``position`` (0 = the empty tree). A head version
+        this process remembers at that very position names it too: the tree after a
+        position never changes, however old the head version is."""
         if position == 0:
             return EMPTY_TREE_HASH
+        with self._lock:
+            head = self._heads.get(project)
+        if head is not None and head.position == position:
+            return head.tree_hash
         return self.record(project, position).tree_hash
 
     # -- rollups --------------------------------------------------------------------------
