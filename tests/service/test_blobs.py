@@ -276,3 +276,44 @@ def test_the_size_limit_stops_reading_as_bytes_arrive(make_world) -> None:
         w.services.blobs.put_stream(w.owner, w.project, endless(), expected_size=1000)
     assert w.store.list(f"projects/{w.project}/blobs/") == []
     assert list((w.store.root / "objects").rglob(".tmp-*")) == []
+
+
+@pytest.mark.parametrize("announce_hash", [False, True])
+def test_a_streamed_upload_is_one_write_and_a_crash_before_it_stores_nothing(
+    any_world: World, tmp_path, announce_hash: bool
+) -> None:
+    # Store.open_writer through the test wrappers: its commit is the one write the
+    # upload makes, and a process that dies at that write leaves nothing behind.
+    from micforge.service import build_services
+
+    from .conftest import make_config
+    from .wrappers import CountingStore, CrashingStore, InjectedCrash
+
+    w = any_world
+    data = os.urandom(3 * MiB + 17)
+    digest = blob_hash(data).hex()
+    expected = digest if announce_hash else None
+
+    crashing = CrashingStore(w.store, crash_at=0)
+    with build_services(make_config(tmp_path / "doomed"), store=crashing, auth_db=w.auth) as doomed:
+        with pytest.raises(InjectedCrash):
+            doomed.blobs.put_stream(
+                w.owner, w.project, _chunks(data, 65_536), expected_size=len(data),
+                expected_hash=expected,
+            )  # fmt: skip
+    assert crashing.crashed and crashing.writes == 0
+    with pytest.raises(NotFound):
+        w.services.blobs.stat(w.owner, w.project, digest)
+    if isinstance(w.store, LocalStore):
+        assert not list((w.store.root / "objects").glob(".tmp-*"))
+
+    counting = CountingStore(w.store)
+    with build_services(make_config(tmp_path / "counted"), store=counting, auth_db=w.auth) as alive:
+        view, created = alive.blobs.put_stream(
+            w.owner, w.project, _chunks(data, 65_536), expected_size=len(data),
+            expected_hash=expected,
+        )  # fmt: skip
+    assert created and view == {"hash": digest, "size": len(data)}
+    assert counting.writes == 1
+    size, chunks = w.services.blobs.open(w.reader, w.project, digest)
+    assert size == len(data) and b"".join(chunks) == data

@@ -8,6 +8,7 @@ import threading
 from typing import BinaryIO
 
 from micforge.storage import Store
+from micforge.storage.base import ObjectWriter
 
 
 class InjectedCrash(Exception):
@@ -56,6 +57,13 @@ class CountingStore:
         self._bump("writes")
         return self.inner.put_file(key, fileobj, size_bytes, if_none_match=if_none_match)
 
+    def open_writer(self, key: str | None = None, *, head_bytes: int = 0) -> ObjectWriter:
+        # Opening writes nothing visible; the commit is the write that counts.
+        return _WrapperWriter(self, self.inner.open_writer(key, head_bytes=head_bytes))
+
+    def _before_write(self) -> None:
+        """Called before every write reaches the inner store (CrashingStore crashes here)."""
+
     def list(
         self, prefix: str, *, start_after: str | None = None, limit: int | None = None
     ) -> list[str]:
@@ -67,6 +75,37 @@ class CountingStore:
 
     def close(self) -> None:
         self.inner.close()
+
+
+class _WrapperWriter:
+    """An inner store's ObjectWriter whose commit counts (and may crash) as one write."""
+
+    def __init__(self, owner: CountingStore, inner: ObjectWriter) -> None:
+        self._owner = owner
+        self._inner = inner
+
+    def write(self, data: bytes) -> None:
+        self._inner.write(data)
+
+    def commit(
+        self, key: str | None = None, *, head: bytes = b"", if_none_match: bool = False
+    ) -> str:
+        try:
+            self._owner._before_write()
+        except BaseException:
+            self._inner.abort()  # the process died before publishing: nothing visible
+            raise
+        self._owner._bump("writes")
+        return self._inner.commit(key, head=head, if_none_match=if_none_match)
+
+    def abort(self) -> None:
+        self._inner.abort()
+
+    def __enter__(self) -> _WrapperWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abort()
 
 
 class CrashingStore(CountingStore):
@@ -83,6 +122,9 @@ class CrashingStore(CountingStore):
             if self.writes >= self.crash_at:
                 self.crashed = True
                 raise InjectedCrash(f"crash injected at write {self.writes}")
+
+    def _before_write(self) -> None:
+        self._maybe_crash()
 
     def put(
         self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False
