@@ -33,6 +33,7 @@ from micforge.core import (
     LandingRecord,
     SessionRecord,
     encode_landing,
+    operation_paths,
 )
 from micforge.core.tree import TreeEdit
 from micforge.errors import Conflict, Forbidden, InvalidState, Unavailable
@@ -188,7 +189,7 @@ class LandingService:
                     continue
                 raise InvalidState(f"session is {STATE_NAMES[rec.state]}; only open sessions land")
 
-            paths = [op.path for op in rec.operations]
+            paths = operation_paths(rec.operations)  # the path column, no objects
             key = (rec.base_position, frozenset(paths))
             lo = (
                 checked[2] if checked is not None and checked[:2] == key else rec.base_position
@@ -303,7 +304,7 @@ class LandingService:
             moved = False  # decided per version: update() may call this more than once
             if rec.state != STATE_OPEN:
                 return None
-            if (rec.base_position, frozenset(op.path for op in rec.operations)) != checked:
+            if (rec.base_position, frozenset(operation_paths(rec.operations))) != checked:
                 moved = True
                 return None
             # Any earlier attempt position is <= tip and was checked: it lost, forget it.
