@@ -13,6 +13,7 @@ import pytest
 from micforge.core import decode_head
 from micforge.errors import Conflict
 from micforge.storage import keys
+from micforge.storage.base import StorageUnavailable
 
 from .conftest import World, another_process
 from .wrappers import CountingStore
@@ -179,3 +180,41 @@ def test_a_lander_whose_head_version_went_stale_still_advances_the_head(make_wor
     assert w.land(sid)["position"] == 2
     assert w.store.hook is None  # the interleaving really happened
     assert _head_position(w) == 2
+
+
+class _LostResponseStore(CountingStore):
+    """Performs the write to ``lose``, then reports it as failed in transit: what
+    S3Store raises for an If-Match write whose outcome it cannot establish."""
+
+    lose: str | None = None
+
+    def put(self, key, data, *, if_match=None, if_none_match=False):  # type: ignore[no-untyped-def]
+        etag = super().put(key, data, if_match=if_match, if_none_match=if_none_match)
+        if key == self.lose:
+            self.lose = None
+            raise StorageUnavailable("the response was lost after the write happened")
+        return etag
+
+
+@pytest.mark.parametrize("record", ["decision", "conversation"])
+def test_a_session_write_of_unknown_outcome_is_not_applied_twice(
+    make_world: Callable[..., World], record: str
+) -> None:
+    # The process remembers the session it created; the write of the change happens
+    # but its response is lost. The caller must hear "unavailable", not get a 200 from
+    # the change decided a second time (which would append the entry twice).
+    w = make_world(wrap=_LostResponseStore)
+    store: _LostResponseStore = w.store  # type: ignore[assignment]
+    sid = w.session()
+    store.lose = keys.session(w.project, sid)
+    with pytest.raises(StorageUnavailable):
+        if record == "decision":
+            w.services.sessions.record_decision(w.owner, w.project, sid, "use sqlite")
+        else:
+            w.services.sessions.record_conversation(w.owner, w.project, sid, "user", "hello")
+    view = w.services.sessions.get(w.owner, w.project, sid)
+    assert len(view["decisions"]) + len(view["conversation"]) == 1
+    # The next change, from the (now stale) remembered version, still lands exactly once.
+    w.services.sessions.record_decision(w.owner, w.project, sid, "second")
+    view = w.services.sessions.get(w.owner, w.project, sid)
+    assert len(view["decisions"]) + len(view["conversation"]) == 2

@@ -193,18 +193,26 @@ class SessionStore:
             version = None
             try:
                 changed = change(rec)
-                if changed is None:
-                    if cached:
-                        continue  # a no-op needs a fresh read to be sure
-                    return rec
-                self.write(project, changed, etag)
-                return changed
-            except PreconditionFailed:
-                self._metrics.cas_retries.inc()
             except MicError:
                 if not cached:
                     raise
-                # A refusal decided from a cached version: decide again from a fresh read.
+                continue  # a refusal decided from a cached version: decide again, fresh
+            if changed is None:
+                if cached:
+                    continue  # a no-op needs a fresh read to be sure
+                return rec
+            try:
+                self.write(project, changed, etag)
+            except PreconditionFailed:
+                self._metrics.cas_retries.inc()
+                continue
+            except TooLarge:
+                if not cached:
+                    raise
+                continue  # the size of a change to a cached version: decide again, fresh
+            # Any other error of the write (Unavailable: it may or may not have happened)
+            # reaches the caller: deciding the change again could apply it twice.
+            return changed
         raise InvalidState(f"session {sid} is changing too fast; try again")
 
     def _remember(
