@@ -223,3 +223,42 @@ except StorageUnavailable as exc:
     assert result.stdout.startswith("unavailable"), result.stdout + result.stderr
     objects = tmp_path / "store" / "objects"
     assert [p.name for p in objects.rglob("*")] == []
+
+
+@pytest.mark.parametrize("queue_full", [False, True])
+def test_local_background_writer_dying_of_any_error_publishes_nothing_and_never_hangs(
+    local_store: LocalStore, monkeypatch: pytest.MonkeyPatch, queue_full: bool
+) -> None:
+    # Not only OSError: the background writer starts the sync-ahead thread, and a process
+    # out of threads gets RuntimeError("can't start new thread") there. The writer must
+    # report it (not publish a truncated object, not leave write() waiting for room).
+    monkeypatch.setattr(local_module, "SYNC_AHEAD_BYTES", 2 * MiB)
+    monkeypatch.setattr(local_module, "BACKGROUND_WRITE_MIN_BYTES", MiB)
+    monkeypatch.setattr(local_module, "BACKGROUND_QUEUE_BYTES_MAX", MiB if queue_full else 64 * MiB)
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        if thread.name != "localstore-writer":
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    outcome: list[BaseException | str] = []
+
+    def upload() -> None:
+        try:
+            with local_store.open_writer(BLOB) as writer:
+                for piece in _pieces(os.urandom(12 * MiB), 512 * 1024):
+                    writer.write(piece)
+                writer.commit()
+            outcome.append("committed")
+        except BaseException as exc:  # noqa: BLE001 - the test reports what came out
+            outcome.append(exc)
+
+    worker = threading.Thread(target=upload, name="localstore-writer")  # started for real
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "the upload hung"
+    assert len(outcome) == 1 and isinstance(outcome[0], RuntimeError), outcome
+    assert local_store.head(BLOB) is None
+    assert list((local_store.root / "objects").rglob(".tmp-*")) == []

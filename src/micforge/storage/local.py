@@ -6,7 +6,8 @@ Layout under ``root``::
     .locks/<nn>           256 striped lock files (fcntl.flock)
 
 File format (see docs/storage.md): ``b"MFO" + version byte 1`` then the etag
-as 64 lowercase hex chars (BLAKE3 of the data), then the data. The etag
+as 64 lowercase hex chars (BLAKE3 of the data for ``put``/``put_file``; 256
+random bits for an ``open_writer`` object), then the data. The etag
 lives inside the file so that one rename publishes data and etag together
 and ``head()`` reads 68 bytes.
 
@@ -378,13 +379,15 @@ class LocalWriter:
         self._syncer: threading.Thread | None = None
         self._sync_error: OSError | None = None
         self._finished = False
+        self._fd: int | None = None
         try:
-            self._fd: int | None = os.open(
+            self._fd = os.open(
                 self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644
             )
+            os.lseek(self._fd, HEADER_BYTES + head_bytes, os.SEEK_SET)
         except OSError as exc:
+            self.abort()
             raise StorageUnavailable(f"writing {self._name()}: {exc}") from exc
-        os.lseek(self._fd, HEADER_BYTES + head_bytes, os.SEEK_SET)
 
     def __enter__(self) -> LocalWriter:
         return self
@@ -436,7 +439,9 @@ class LocalWriter:
 
     def abort(self) -> None:
         if self._background is not None:
-            with contextlib.suppress(OSError):
+            # Its error (of any kind) was or will be raised by write() or commit();
+            # here only the thread's end matters, so that the file can go.
+            with contextlib.suppress(BaseException):
                 self._background.close()
         self._join_syncer(check=False)
         self._close_fd()
@@ -462,8 +467,9 @@ class LocalWriter:
             and (self._syncer is None or not self._syncer.is_alive())
         ):
             self._synced_mark_bytes = self._written_bytes
-            self._syncer = threading.Thread(target=self._sync_ahead, args=(fd,), daemon=True)
-            self._syncer.start()
+            syncer = threading.Thread(target=self._sync_ahead, args=(fd,), daemon=True)
+            syncer.start()  # may raise (out of threads): then there is nothing to join
+            self._syncer = syncer
 
     def _sync_ahead(self, fd: int) -> None:
         try:
@@ -496,7 +502,7 @@ class _BackgroundWrites:
         self._pieces: collections.deque[bytes] = collections.deque()
         self._queued_bytes = 0
         self._closing = False
-        self._error: OSError | None = None
+        self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="localstore-writer", daemon=True)
         self._thread.start()
 
@@ -534,7 +540,10 @@ class _BackgroundWrites:
                 piece = self._pieces[0]
             try:
                 self._write_piece(piece)
-            except OSError as exc:
+            except BaseException as exc:  # noqa: BLE001 - any error: the writer must hear it
+                # Not only OSError: a thread that died silently (MemoryError, "can't start
+                # new thread") would let close() report success over a truncated file, or
+                # leave put() waiting for room forever.
                 with self._ready:
                     self._error = exc
                     self._pieces.clear()
