@@ -189,6 +189,12 @@ def test_unknown_query_parameters_are_400_and_named(api, target):
     assert f"unknown query parameter {name!r}" in response.json()["error"]["message"]
 
 
+def test_public_service_routes_ignore_query_parameters(micforge_server):
+    # Probes and scrapers may add their own parameters.
+    for target in ["/healthz?probe=1", "/metrics?format=text", "/api/openapi.json?v=1"]:
+        assert requests.get(micforge_server.url + target, timeout=30).status_code == 200, target
+
+
 def test_documented_query_parameters_are_accepted_and_empty_is_absent(api):
     project = create_project(api)
     for target in ["/sessions?state=open&limit=5", "/log?limit=5", "/tree?at=0&prefix=src&limit=5",

@@ -386,7 +386,9 @@ class LocalWriter:
             )
             os.lseek(self._fd, HEADER_BYTES + head_bytes, os.SEEK_SET)
         except OSError as exc:
-            self.abort()
+            if self._fd is not None:  # opened, then failed: close and remove it
+                self.abort()
+            self._finished = True
             raise StorageUnavailable(f"writing {self._name()}: {exc}") from exc
 
     def __enter__(self) -> LocalWriter:
@@ -447,7 +449,9 @@ class LocalWriter:
         self._close_fd()
         if not self._finished:
             self._finished = True
-            with contextlib.suppress(FileNotFoundError):
+            # Best effort: abort runs while another error is on its way to the caller
+            # (a store gone away fails this too), and must not replace it.
+            with contextlib.suppress(OSError):
                 os.unlink(self._temp)
 
     def _name(self) -> str:

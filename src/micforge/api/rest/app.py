@@ -102,7 +102,9 @@ def create_app(config: Config, *, services: Services | None = None) -> Flask:
             return
         rule = request.url_rule.rule
         path = rule_paths.get(rule) or rule_paths.setdefault(rule, openapi.openapi_path(rule))
-        allowed = allowed_query.get((request.method.lower(), path), frozenset())
+        allowed = allowed_query.get((request.method.lower(), path))
+        if allowed is None:  # a public service route: parameters are ignored
+            return
         for name in request.args:
             if name not in allowed:
                 raise InvalidRequest(

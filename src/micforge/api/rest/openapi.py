@@ -438,9 +438,14 @@ def openapi_path(flask_rule: str) -> str:
 
 
 def query_parameters() -> dict[tuple[str, str], frozenset[str]]:
-    """(method, OpenAPI path) -> the query parameters the route takes; HEAD as GET."""
+    """(method, OpenAPI path) -> the query parameters the route takes; HEAD as GET.
+
+    The public service routes (health, metrics, this document) are left out: probes
+    and scrapers may add parameters of their own, and ignoring them is harmless."""
     table: dict[tuple[str, str], frozenset[str]] = {}
     for op in OPERATIONS:
+        if op.public:
+            continue
         table[(op.method, op.path)] = frozenset(op.query)
         if op.method == "get":
             table[("head", op.path)] = frozenset(op.query)
