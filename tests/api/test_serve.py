@@ -31,13 +31,19 @@ def test_healthz_and_metrics_need_no_token(micforge_server):
     assert health.status_code == 200 and health.json()["status"] == "ok"
     api = micforge_server.client(micforge_server.create_user().token)
     create_project(api)
-    metrics = requests.get(micforge_server.url + "/metrics", timeout=30)
-    assert metrics.status_code == 200
-    assert metrics.headers["Content-Type"].startswith("text/plain")
-    text = metrics.text
-    assert (
-        'micforge_http_requests_total{method="POST",route="/api/mic/projects",status="201"}' in text
-    )
+    counted = 'micforge_http_requests_total{method="POST",route="/api/mic/projects",status="201"}'
+    # A request is counted when its response has been sent, which the client can see
+    # first: the next scrape may come a moment early, so allow it a few.
+    deadline = time.monotonic() + 10
+    while True:
+        metrics = requests.get(micforge_server.url + "/metrics", timeout=30)
+        assert metrics.status_code == 200
+        assert metrics.headers["Content-Type"].startswith("text/plain")
+        text = metrics.text
+        if counted in text or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert counted in text
     assert (
         'micforge_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/api/mic/me"}'
         in text
