@@ -178,6 +178,44 @@ def _ensure_wal(path: Path, busy_timeout_ms: int) -> None:
         return
 
 
+@dataclass(frozen=True, slots=True)
+class _TokenRow:
+    """A token joined with its user's email, as ``AuthDB._select_token`` returns it."""
+
+    id: str
+    user_id: str
+    name: str
+    secret_hash: str
+    expires_at: int | None
+    revoked_at: int | None
+    created_at: int
+    last_used_at: int | None
+    email: str
+
+
+class _PreparedSelect:
+    """A peewee SELECT compiled to SQL once per AuthDB, then run with new values.
+
+    Peewee builds a query's SQL in ~0.1 ms, ten times what SQLite takes to run
+    it; the two reads behind every request (the token, the caller's role) are
+    compiled once instead. The query is built with each parameter's name as its
+    value, so the compiled parameter list says where each value goes; rows come
+    back as tuples of the selected fields' Python values.
+    """
+
+    def __init__(self, query: peewee.Select, names: tuple[str, ...]) -> None:
+        sql, params = query.sql()
+        self._sql = sql
+        self._order = [names.index(param) for param in params]
+        self._converters = [field.python_value for field in query._returning]
+
+    def first(self, db: peewee.Database, *values: object) -> tuple | None:
+        row = db.execute_sql(self._sql, [values[i] for i in self._order]).fetchone()
+        if row is None:
+            return None
+        return tuple(convert(value) for convert, value in zip(self._converters, row, strict=True))
+
+
 class AuthDB:
     """Identity and authorisation over one database. Build it with ``AuthDB.open(url)``."""
 
@@ -193,6 +231,27 @@ class AuthDB:
     ) -> None:
         self._db = database
         self._models = make_models(database)
+        token_row, user_row, permission_row = (
+            self._models.token, self._models.user, self._models.permission
+        )  # fmt: skip
+        self._token_fields = (
+            "id", "user_id", "name", "secret_hash", "expires_at", "revoked_at", "created_at",
+            "last_used_at",
+        )  # fmt: skip
+        self._select_token = _PreparedSelect(
+            token_row.select(
+                *(getattr(token_row, name) for name in self._token_fields), user_row.email
+            )
+            .join(user_row)
+            .where(token_row.secret_hash == "lookup_hash"),
+            ("lookup_hash",),
+        )
+        self._select_role = _PreparedSelect(
+            permission_row.select(permission_row.role).where(
+                (permission_row.project == "project_id") & (permission_row.user == "user_id")
+            ),
+            ("project_id", "user_id"),
+        )
         self._display_url = display_url
         self._sqlite_path = sqlite_path
         self._scrypt = scrypt_params or ScryptParams()
@@ -392,7 +451,7 @@ class AuthDB:
 
     # -- tokens --------------------------------------------------------------
 
-    def _token_info(self, row: peewee.Model) -> TokenInfo:
+    def _token_info(self, row: peewee.Model | _TokenRow) -> TokenInfo:
         return TokenInfo(
             id=row.id,
             user_id=row.user_id,
@@ -501,16 +560,13 @@ class AuthDB:
             # Never echo the presented value: it may be a real secret mistyped.
             raise Unauthorized("malformed token")
         lookup_hash = credentials.token_lookup_hash(secret)
-        token_row, user_row = self._models.token, self._models.user
         now_ms = self._now_ms()
         with self._session():
-            row = (
-                token_row.select(token_row, user_row)
-                .join(user_row)
-                .where(token_row.secret_hash == lookup_hash)
-                .first()
-            )
-            if row is None or not hmac.compare_digest(row.secret_hash, lookup_hash):
+            found = self._select_token.first(self._db, lookup_hash)
+            if found is None:
+                raise Unauthorized("unknown token")
+            row = _TokenRow(*found)
+            if not hmac.compare_digest(row.secret_hash, lookup_hash):
                 raise Unauthorized("unknown token")
             if row.revoked_at is not None:
                 raise Unauthorized("token revoked")
@@ -518,7 +574,7 @@ class AuthDB:
                 raise Unauthorized("token expired")
             if row.last_used_at is None or now_ms - row.last_used_at >= self._last_used_interval_ms:
                 self._touch(row.id, now_ms)
-        return User(id=row.user.id, email=row.user.email), self._token_info(row)
+        return User(id=row.user_id, email=row.email), self._token_info(row)
 
     def _touch(self, token_id: str, now_ms: int) -> None:
         # At most one write per token per interval: the WHERE makes concurrent
@@ -667,16 +723,9 @@ class AuthDB:
     def role_of(self, project_id: str, user_id: str) -> Role | None:
         """The user's role on the project; None if none (or no such project)."""
         project_id = validate.project_id(project_id)
-        permission_row = self._models.permission
         with self._session():
-            row = (
-                permission_row.select(permission_row.role)
-                .where(
-                    (permission_row.project == project_id) & (permission_row.user == _key(user_id))
-                )
-                .first()
-            )
-        return None if row is None else Role(row.role)
+            row = self._select_role.first(self._db, project_id, _key(user_id))
+        return None if row is None else Role(row[0])
 
     def check_permission(self, project_id: str, user_id: str, required: Role | str) -> Role:
         """The user's role if it is at least ``required``.
