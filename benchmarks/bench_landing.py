@@ -65,7 +65,6 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # for tests.fixtures.moto_server (reused, not copied)
 
 PROJECT = "bench"
-MOTO_SCRIPT = REPO / "tests" / "fixtures" / "moto_server.py"
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -174,39 +173,13 @@ def moto_server() -> Iterator[dict[str, str]]:
     the S3Store keyword arguments for it."""
     from tests.fixtures import moto_server as fixture
 
-    env = dict(os.environ)
-    env.update(
-        AWS_ACCESS_KEY_ID=fixture.ACCESS_KEY,
-        AWS_SECRET_ACCESS_KEY=fixture.SECRET_KEY,
-        AWS_DEFAULT_REGION=fixture.REGION,
-    )
-    proc = subprocess.Popen(
-        [sys.executable, str(MOTO_SCRIPT), "--serve"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line.strip().isdigit():
-            raise RuntimeError(f"moto server failed to start (printed {line!r})")
-        endpoint = f"http://127.0.0.1:{int(line)}"
-        fixture._wait_ready(endpoint, proc)
+    with fixture.running_moto_server() as endpoint:
         yield {
             "endpoint_url": endpoint,
             "region_name": fixture.REGION,
             "aws_access_key_id": fixture.ACCESS_KEY,
             "aws_secret_access_key": fixture.SECRET_KEY,
         }
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def open_backend(spec: dict):
