@@ -23,7 +23,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import IntEnum
 from pathlib import Path
@@ -234,14 +234,10 @@ class AuthDB:
         token_row, user_row, permission_row = (
             self._models.token, self._models.user, self._models.permission
         )  # fmt: skip
-        self._token_fields = (
-            "id", "user_id", "name", "secret_hash", "expires_at", "revoked_at", "created_at",
-            "last_used_at",
-        )  # fmt: skip
+        # The columns of _TokenRow, in its order: the token's own, then the user's email.
+        token_columns = [getattr(token_row, f.name) for f in fields(_TokenRow) if f.name != "email"]
         self._select_token = _PreparedSelect(
-            token_row.select(
-                *(getattr(token_row, name) for name in self._token_fields), user_row.email
-            )
+            token_row.select(*token_columns, user_row.email)
             .join(user_row)
             .where(token_row.secret_hash == "lookup_hash"),
             ("lookup_hash",),

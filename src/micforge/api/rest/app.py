@@ -93,15 +93,13 @@ def create_app(config: Config, *, services: Services | None = None) -> Flask:
     auth.install(app)
 
     allowed_query = openapi.query_parameters()
-    rule_paths: dict[str, str] = {}
 
     @app.before_request
     def reject_unknown_query() -> None:
         # A misspelt parameter (`?limt=5`) must not be silently ignored: 400 names it.
         if request.url_rule is None or not request.args:
             return
-        rule = request.url_rule.rule
-        path = rule_paths.get(rule) or rule_paths.setdefault(rule, openapi.openapi_path(rule))
+        path = openapi.openapi_path(request.url_rule.rule)
         allowed = allowed_query.get((request.method.lower(), path))
         if allowed is None:  # a public service route: parameters are ignored
             return

@@ -155,8 +155,7 @@ def query_str(name: str) -> str | None:
 def query_choice(name: str, choices: tuple[str, ...]) -> str | None:
     """An enum parameter: absent or empty is None; any other value must be one of
     ``choices`` (400 otherwise)."""
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    choice(raw, choices, name)
+    raw = query_str(name)
+    if raw is not None:
+        choice(raw, choices, name)
     return raw
