@@ -13,9 +13,10 @@ from micforge.errors import Corrupt, Forbidden, InvalidRequest, NotFound, TooLar
 from micforge.service.blobs import (
     HEADER_BYTES,
     VERIFY_BEFORE_SERVING_BYTES,
-    _compresses,
+    _encoding,
     decode_header,
 )
+from micforge.service.rawframe import FRAME_HEADER, frame_bytes
 from micforge.storage import LocalStore, keys
 
 from .conftest import World
@@ -58,13 +59,18 @@ def test_streams_with_and_without_a_known_size(world: World, size: int) -> None:
 # Below and above the size from which zstd compresses on worker threads (the first
 # chunk compresses, so the larger size takes them): the stored object must be the
 # same format either way (docs/formats.md "Blob objects").
+# Content that starts incompressible is stored as a frame of raw blocks, which
+# must read back the same way.
 @pytest.mark.parametrize("size", [100_000, 6 * 1024 * 1024 + 7])
 @pytest.mark.parametrize("how", ["put", "put_stream"])
+@pytest.mark.parametrize("starts", ["compressible", "random"])
 def test_stored_object_is_a_header_and_one_frame_with_its_size(
-    world: World, size: int, how: str
+    world: World, size: int, how: str, starts: str
 ) -> None:
     w = world
-    data = (b"compressible " * size)[: size // 2] + os.urandom(size - size // 2)
+    text = (b"compressible " * size)[: size // 2]
+    noise = os.urandom(size - size // 2)
+    data = text + noise if starts == "compressible" else noise + text
     if how == "put":
         view, _ = w.services.blobs.put(w.owner, w.project, data)
     else:
@@ -78,12 +84,24 @@ def test_stored_object_is_a_header_and_one_frame_with_its_size(
     reader = zstandard.ZstdDecompressor().decompressobj()
     assert reader.decompress(frame) == data
     assert reader.eof and reader.unused_data == b""  # exactly one frame, nothing after it
+    # A raw frame is the content plus 3 bytes per 128 KiB block; zstd saves ~half here.
+    assert frame.startswith(FRAME_HEADER) == (starts == "random")
+    assert (len(frame) == frame_bytes(size)) == (starts == "random")
 
 
-def test_only_a_sample_that_compresses_takes_the_compression_threads() -> None:
-    assert _compresses(b"source code, say " * 4096)
-    assert not _compresses(os.urandom(64 * 1024))
-    assert not _compresses(b"")
+def test_the_first_chunk_decides_how_a_blob_is_encoded() -> None:
+    text = b"source code, say " * 4096
+    noise = os.urandom(64 * 1024)
+    assert _encoding(64 * 1024, sample=noise) == "raw"
+    assert _encoding(64 * 1024, sample=text) == "zstd"
+    assert _encoding(4 * MiB, sample=text) == "zstd-threads"
+    assert _encoding(4 * MiB, sample=noise) == "raw"
+    # Content that zstd shrinks only a little: one thread, no raw blocks.
+    assert _encoding(4 * MiB, sample=noise[: 15 * 1024] + bytes(1024)) == "zstd"  # ~0.94
+    # Too small to be worth judging, or a first chunk too short to judge by.
+    assert _encoding(64 * 1024 - 1, sample=noise) == "zstd"
+    assert _encoding(4 * MiB, sample=noise[:1000]) == "zstd"
+    assert _encoding(0, sample=b"") == "zstd"
 
 
 def test_limits_and_mismatches_store_nothing(make_world) -> None:

@@ -22,6 +22,7 @@ from micforge.config import Config
 from micforge.core import BlobHasher, blob_hash
 from micforge.errors import Corrupt, InvalidRequest, NotFound, TooLarge
 from micforge.service.common import Authorizer
+from micforge.service.rawframe import RawFrameWriter, raw_frame
 from micforge.storage import KeyNotFound, PreconditionFailed, Store, keys
 from micforge.storage.base import ObjectWriter
 
@@ -33,20 +34,28 @@ HEADER_BYTES = _HEADER.size  # 48
 VERIFY_BEFORE_SERVING_BYTES = 8 * 1024 * 1024
 _SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
 _RAW_READ_BYTES = 1024 * 1024
-# Large blobs that compress are compressed by zstd's own worker threads while
-# the caller receives and hashes (BLAKE3 and zstd both release the GIL), so the
-# two passes overlap instead of adding up, with zstd's job buffers in between
-# (bounded by the level, not the blob: ~17 MiB at level 1, ~50 MiB at 3). It is still one frame with its content size: the workers split
-# the input into jobs, not the frame. Measured through gRPC on 2 cores: uploads of
-# source-like data 25-45% faster; on incompressible data (random bytes, media,
-# archives) zstd is so fast that the handoff costs more than it saves (~9%
-# slower), so a sample of the first chunk decides; and smaller blobs are one job
-# anyway, where starting the threads costs more than it saves.
+# How each blob is encoded is decided from a sample of its first chunk (zstd at
+# level 1 over it: ~5 us on random bytes, ~30 us on text):
+# - Incompressible content (random bytes, media, archives; zstd saves under 3% of
+#   the sample) is stored as a zstd frame of raw blocks (service/rawframe.py): a
+#   copy, where zstd would spend as much CPU as the BLAKE3 pass and save nothing.
+#   Every zstd decoder reads it, so reads do not change. Blobs under 64 KiB, or whose
+#   first chunk is too small to judge, always go through zstd.
+# - Large blobs that compress are compressed by zstd's own worker threads while
+#   the caller receives and hashes (BLAKE3 and zstd both release the GIL), so the
+#   two passes overlap instead of adding up, with zstd's job buffers in between
+#   (bounded by the level, not the blob: ~17 MiB at level 1, ~50 MiB at 3). It is
+#   still one frame with its content size: the workers split the input into jobs,
+#   not the frame. Measured through gRPC on 2 cores: uploads of source-like data
+#   25-45% faster. Smaller blobs are one job anyway, where starting the threads
+#   costs more than it saves.
 _COMPRESS_THREADS = 2
 _COMPRESS_THREADS_MIN_BYTES = 4 * 1024 * 1024
-_SAMPLE_BYTES = 64 * 1024
+_SAMPLE_BYTES = 16 * 1024
 _SAMPLE_LEVEL = 1
-_SAMPLE_COMPRESSED_RATIO_MAX = 0.9  # above: treat the blob as incompressible
+_RAW_MIN_BYTES = 64 * 1024
+_RAW_SAMPLE_RATIO_MIN = 0.97  # compressed / sample at or above: store raw
+_THREADS_SAMPLE_RATIO_MAX = 0.9  # at or below (and large): zstd worker threads
 
 
 def encode_header(size_bytes: int, digest: bytes) -> bytes:
@@ -82,8 +91,12 @@ class BlobService:
         key = keys.blob(project, digest.hex())
         if self._store.head(key) is not None:
             return {"hash": digest.hex(), "size": len(data)}, False
-        compressor = self._compressor(len(data), sample=data)
-        body = encode_header(len(data), digest) + compressor.compress(data)
+        encoding = _encoding(len(data), sample=data[:_SAMPLE_BYTES])
+        if encoding == "raw":
+            frame = raw_frame(data)
+        else:
+            frame = self._compressor(threads=encoding == "zstd-threads").compress(data)
+        body = encode_header(len(data), digest) + frame
         try:
             self._store.put(key, body, if_none_match=True)
         except PreconditionFailed:
@@ -146,13 +159,20 @@ class BlobService:
     def _compress_into(
         self, writer: ObjectWriter, chunks: Iterable[bytes], size_bytes: int
     ) -> bytes:
-        """Feed exactly ``size_bytes`` from ``chunks`` to ``writer`` as one zstd frame;
-        return the blob hash. One pass: hash and compress each chunk as it comes."""
+        """Feed exactly ``size_bytes`` from ``chunks`` to ``writer`` as one zstd frame
+        (compressed, or of raw blocks if the first chunk does not compress); return
+        the blob hash. One pass: hash and encode each chunk as it comes."""
         hasher = BlobHasher(size_bytes)
         chunks = iter(chunks)
         first = next(chunks, b"")
-        compressor = self._compressor(size_bytes, sample=first)
-        frame = compressor.stream_writer(writer, size=size_bytes, closefd=False)
+        encoding = _encoding(size_bytes, sample=first[:_SAMPLE_BYTES])
+        frame: RawFrameWriter | zstandard.ZstdCompressionWriter
+        if encoding == "raw":
+            frame = RawFrameWriter(writer, size_bytes)
+        else:
+            frame = self._compressor(threads=encoding == "zstd-threads").stream_writer(
+                writer, size=size_bytes, closefd=False
+            )
         received = 0
         for chunk in itertools.chain([first], chunks):
             received += len(chunk)
@@ -162,7 +182,8 @@ class BlobService:
             frame.write(chunk)
         if received != size_bytes:
             raise InvalidRequest(f"received {received} bytes, not the announced {size_bytes}")
-        frame.flush(zstandard.FLUSH_FRAME)
+        if isinstance(frame, zstandard.ZstdCompressionWriter):
+            frame.flush(zstandard.FLUSH_FRAME)
         return hasher.digest()
 
     def _spool_raw(self, chunks: Iterable[bytes], raw: BinaryIO) -> int:
@@ -265,20 +286,30 @@ class BlobService:
         finally:
             reader.close()
 
-    def _compressor(self, size_bytes: int, *, sample: bytes) -> zstandard.ZstdCompressor:
-        """The compressor for a blob of ``size_bytes`` that starts with ``sample``."""
-        threads = 0
-        if size_bytes >= _COMPRESS_THREADS_MIN_BYTES and _compresses(sample[:_SAMPLE_BYTES]):
-            threads = _COMPRESS_THREADS
+    def _compressor(self, *, threads: bool) -> zstandard.ZstdCompressor:
         return zstandard.ZstdCompressor(
-            level=self._config.blob_zstd_level, threads=threads, write_content_size=True
+            level=self._config.blob_zstd_level,
+            threads=_COMPRESS_THREADS if threads else 0,
+            write_content_size=True,
         )
 
 
-def _compresses(sample: bytes) -> bool:
-    # ~15 us on random bytes, ~0.2 ms on text: noise next to a blob of 4 MiB or more.
-    compressed = zstandard.ZstdCompressor(level=_SAMPLE_LEVEL).compress(sample)
-    return len(compressed) <= len(sample) * _SAMPLE_COMPRESSED_RATIO_MAX
+def _encoding(size_bytes: int, *, sample: bytes) -> str:
+    """How a blob of ``size_bytes`` whose content starts with ``sample`` is stored:
+    ``"raw"`` (a frame of raw blocks), ``"zstd"`` or ``"zstd-threads"``."""
+    if size_bytes < _RAW_MIN_BYTES or len(sample) < _SAMPLE_BYTES:
+        return "zstd"
+    ratio = _compressed_ratio(sample)
+    if ratio >= _RAW_SAMPLE_RATIO_MIN:
+        return "raw"
+    if size_bytes >= _COMPRESS_THREADS_MIN_BYTES and ratio <= _THREADS_SAMPLE_RATIO_MAX:
+        return "zstd-threads"
+    return "zstd"
+
+
+def _compressed_ratio(sample: bytes) -> float:
+    """zstd's output size over the input size for ``sample`` (not empty)."""
+    return len(zstandard.ZstdCompressor(level=_SAMPLE_LEVEL).compress(sample)) / len(sample)
 
 
 def _read_exactly(reader: BinaryIO, n: int) -> bytes:
