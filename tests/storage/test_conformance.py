@@ -177,7 +177,12 @@ def test_open_streams(store: Any) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "/abs", "a//b", "a/../b", "..", "a/.", ".hidden", "a/\x00b", "a\\b", "a/", "x.mfo"],
+    [
+        *["", "/abs", "a//b", "a/../b", "..", "a/.", ".hidden", "a/\x00b", "a\\b", "a/", "x.mfo"],
+        # Control characters, a lone surrogate (not UTF-8), and a segment whose
+        # characters fit the limit but whose UTF-8 bytes do not.
+        *["a/b\x01c", "a/\x1f", "a/\x7f", "a/\ud800", "a/" + "é" * 200],
+    ],
 )
 def test_invalid_keys_rejected(store: Any, bad: str) -> None:
     with pytest.raises(InvalidKey):

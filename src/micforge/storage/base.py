@@ -7,6 +7,7 @@ against each one. See ``docs/storage.md``.
 
 from __future__ import annotations
 
+import re
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from micforge import errors
@@ -174,14 +175,22 @@ def _validate_segment(key: str, segment: str) -> None:
         # LocalStore stores key 'a' as file 'a.mfo' so that keys 'a' and 'a/b' can coexist;
         # a segment ending in the suffix would collide with that file.
         raise InvalidKey(f"key segment must not end with {OBJECT_SUFFIX!r}: {key!r}")
-    if len(segment.encode("utf-8", "surrogatepass")) > KEY_SEGMENT_MAX_BYTES:
+    ascii_only = segment.isascii()  # the common case: bytes == characters, always UTF-8
+    size_bytes = len(segment) if ascii_only else len(segment.encode("utf-8", "surrogatepass"))
+    if size_bytes > KEY_SEGMENT_MAX_BYTES:
         raise InvalidKey(f"key segment longer than {KEY_SEGMENT_MAX_BYTES} bytes: {key!r}")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in segment):
+    if _CONTROL_CHARACTER.search(segment):
         raise InvalidKey(f"key contains a control character: {key!r}")
-    try:
-        segment.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidKey(f"key is not valid UTF-8: {key!r}") from exc
+    if not ascii_only:
+        try:
+            segment.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidKey(f"key is not valid UTF-8: {key!r}") from exc
+
+
+# Every store runs each key through this: a regex, not a loop over characters
+# (which cost ~0.04 ms a key, several keys per blob upload).
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
 
 
 OBJECT_SUFFIX = ".mfo"
