@@ -12,8 +12,14 @@ it in both directions.
     python benchmarks/bench_grpc.py [--sizes-mib 1 256] [--repeat-small 10] [--repeat-large 3]
 
 Each sample uploads fresh random bytes (incompressible: the worst case for
-the zstd pass) and downloads them again, through the echo and then through
+the encoding pass) and downloads them again, through the echo and then through
 micforge, so both see the same background load; the table shows medians.
+
+A third server, the same micforge over a LocalStore built with ``fsync=False``,
+shows what durability costs: the echo keeps nothing, while micforge's upload
+is not answered before the blob's file and directory entry are fsynced. It is
+for reading the numbers only (a store that does not fsync loses acknowledged
+blobs in a crash); the target is measured on the default, durable store.
 Results go to docs/benchmarks.md ("gRPC") by hand, with the machine.
 """
 
@@ -38,6 +44,7 @@ from micforge.api.grpc import build_grpc_server  # noqa: E402
 from micforge.api.grpc.gen.micforge.v1 import content_pb2, content_pb2_grpc  # noqa: E402
 from micforge.config import Config  # noqa: E402
 from micforge.service import build_services  # noqa: E402
+from micforge.storage import LocalStore  # noqa: E402
 
 MiB = 1024 * 1024
 CHUNK_BYTES = 256 * 1024  # micforge's default grpc_chunk_bytes; the echo uses the same
@@ -104,9 +111,11 @@ def _pieces(data: bytes) -> Iterator[bytes]:
 class MicforgeBench:
     """micforge's gRPC server over build_services (local store, SQLite auth) in data_dir."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, fsync: bool = True) -> None:
         config = Config.load({"data_dir": data_dir}, environ={})
-        self.services = build_services(config)
+        # The default store, or the same LocalStore without fsync (see the docstring).
+        self._store = None if fsync else LocalStore(data_dir / "store-no-fsync", fsync=False)
+        self.services = build_services(config, store=self._store)
         user = self.services.auth.create_user("bench@example.com")
         _, token = self.services.auth.create_token(user.id, "bench")
         self.services.auth.create_project("bench", user.id)
@@ -143,6 +152,8 @@ class MicforgeBench:
         self.channel.close()
         self.server.stop(None).wait()
         self.services.close()
+        if self._store is not None:
+            self._store.close()
 
 
 def _timed_mb_per_s(size_bytes: int, run: Callable[[], object]) -> tuple[float, object]:
@@ -158,11 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat-large", type=int, default=3, help="samples from 16 MiB")
     args = parser.parse_args(argv)
 
-    # (direction, size) -> {"echo": [MB/s...], "micforge": [MB/s...]}
+    # (direction, size) -> {"echo": [MB/s...], "micforge": [...], "no fsync": [...]}
     rates: dict[tuple[str, int], dict[str, list[float]]] = {}
     echo = EchoBench()
     with tempfile.TemporaryDirectory(prefix="bench-grpc-") as tmp:
-        ours = MicforgeBench(Path(tmp))
+        ours = MicforgeBench(Path(tmp) / "durable")
+        unsynced = MicforgeBench(Path(tmp) / "no-fsync", fsync=False)
         try:
             for mib in args.sizes_mib:
                 size = mib * MiB
@@ -172,7 +184,11 @@ def main(argv: list[str] | None = None) -> int:
                     # existing blob); echo and micforge alternate so that both
                     # see the same background load (this machine is shared).
                     data = os.urandom(size)
-                    for name, bench in (("echo", echo), ("micforge", ours)):
+                    for name, bench in (
+                        ("echo", echo),
+                        ("micforge", ours),
+                        ("no fsync", unsynced),
+                    ):
                         up_rate, key = _timed_mb_per_s(size, lambda b=bench, d=data: b.upload(d))
                         down_rate, received = _timed_mb_per_s(
                             size, lambda b=bench, k=key: b.download(k)
@@ -183,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                             down_rate
                         )
         finally:
+            unsynced.close()
             ours.close()
             echo.close()
 
@@ -190,18 +207,23 @@ def main(argv: list[str] | None = None) -> int:
         f"# gRPC blob throughput, median MB/s (cpus={os.cpu_count()}, chunk={CHUNK_BYTES // 1024} KiB)"
     )
     print(
-        f"| {'direction':<9} | {'size':>8} | {'samples':>7} | {'echo ceiling':>12} | {'micforge':>9} | {'share':>6} |"
+        f"| {'direction':<9} | {'size':>8} | {'samples':>7} | {'echo ceiling':>12} | {'micforge':>9} "
+        f"| {'share':>6} | {'no fsync':>9} | {'share':>6} |"
     )
-    print(f"| {'-' * 9} | {'-' * 8}:| {'-' * 7}:| {'-' * 12}:| {'-' * 9}:| {'-' * 6}:|")
+    print(
+        f"| {'-' * 9} | {'-' * 8}:| {'-' * 7}:| {'-' * 12}:| {'-' * 9}:| {'-' * 6}:| {'-' * 9}:| {'-' * 6}:|"
+    )
     for (direction, size), by_name in sorted(
         rates.items(), key=lambda kv: (kv[0][1], kv[0][0] != "upload")
     ):
         ceiling = statistics.median(by_name["echo"])
         rate = statistics.median(by_name["micforge"])
+        unsynced_rate = statistics.median(by_name["no fsync"])
         label = f"{size // MiB} MiB"
         samples = len(by_name["echo"])
         print(
-            f"| {direction:<9} | {label:>8} | {samples:>7} | {ceiling:>12.0f} | {rate:>9.0f} | {rate / ceiling:>6.0%} |"
+            f"| {direction:<9} | {label:>8} | {samples:>7} | {ceiling:>12.0f} | {rate:>9.0f} "
+            f"| {rate / ceiling:>6.0%} | {unsynced_rate:>9.0f} | {unsynced_rate / ceiling:>6.0%} |"
         )
     return 0
 
