@@ -261,3 +261,24 @@ def test_operations_recorded_during_a_landing_are_conflict_checked(make_world) -
     assert w.store.hook is None  # the interleaving really happened
     size, chunks = w.services.content.file(w.owner, w.project, "b.txt")
     assert b"".join(chunks) == b"from t"
+
+
+def test_a_session_abandoned_while_it_is_marked_conflicted_is_reported_abandoned(
+    make_world,
+) -> None:
+    """The conflicted mark meets a session abandoned since the check: the lander must
+    say the session is abandoned (InvalidState), not that it conflicted."""
+    from .wrappers import HookStore
+
+    w = make_world(wrap=HookStore)
+    s, t = w.session(), w.session()
+    w.write(s, "shared.txt", b"from s")
+    w.write(t, "shared.txt", b"from t")
+    assert w.land(t)["position"] == 1
+
+    w.store.suffix = keys.session(w.project, s)
+    w.store.hook = lambda: w.services.sessions.abandon(w.owner, w.project, s)
+    with pytest.raises(InvalidState, match="abandoned"):
+        w.land(s)
+    assert w.store.hook is None  # the interleaving really happened
+    assert w.services.sessions.get(w.owner, w.project, s)["state"] == "abandoned"

@@ -295,8 +295,9 @@ class LandingService:
         tip: int,
     ) -> dict | None:
         """Mark the session conflicted with ``paths`` and raise Conflict; or return its
-        result if it landed meanwhile; or None if its base or paths changed since the
-        check (a concurrent rebase or new operations): the caller must check again."""
+        result if it landed meanwhile; raise InvalidState if it was abandoned meanwhile;
+        or return None if its base or paths changed since the check (a concurrent rebase
+        or new operations): the caller must check again."""
         moved = False
 
         def change(rec: SessionRecord) -> SessionRecord | None:
@@ -322,6 +323,10 @@ class LandingService:
             return self._result(project, rec)
         if moved:
             return None
+        if rec.state not in (STATE_OPEN, STATE_CONFLICTED):
+            # Abandoned since the check (conflicted meanwhile by another lander of this
+            # session is the same outcome as ours, and reported as such).
+            raise InvalidState(f"session is {STATE_NAMES[rec.state]}; only open sessions land")
         self._metrics.conflicts.inc()
         raise Conflict(f"{len(paths)} path(s) changed since the session's base", paths=paths)
 
