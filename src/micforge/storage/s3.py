@@ -424,7 +424,10 @@ class S3Store:
             if isinstance(error, KeyNotFound):
                 return None
             raise error from exc
-        if response.get("Metadata", {}).get(WRITE_ID_META) == write_id:
+        # S3 lowercases metadata names, but an S3-compatible server or proxy may
+        # capitalize the header (X-Amz-Meta-Mf-Write-Id) and botocore keeps its case.
+        metadata = {name.lower(): value for name, value in response.get("Metadata", {}).items()}
+        if metadata.get(WRITE_ID_META) == write_id:
             return response["ETag"]
         return None
 
