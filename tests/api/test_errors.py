@@ -189,6 +189,18 @@ def test_unknown_query_parameters_are_400_and_named(api, target):
     assert f"unknown query parameter {name!r}" in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["?limit=5&limit=6", "?limit=5&limit=5", "?state=open&limit=1&state=", "?cursor=&cursor="],
+)
+def test_a_repeated_query_parameter_is_400_and_named(api, query):
+    project = create_project(api)
+    response = api.get(f"/api/mic/projects/{project}/sessions{query}")
+    assert_error(response, 400, "invalid_request")
+    name = "state" if "state" in query else query[1:].split("=")[0]
+    assert f"query parameter {name!r} given 2 times" in response.json()["error"]["message"]
+
+
 def test_public_service_routes_ignore_query_parameters(micforge_server):
     # Probes and scrapers may add their own parameters.
     for target in ["/healthz?probe=1", "/metrics?format=text", "/api/openapi.json?v=1"]:

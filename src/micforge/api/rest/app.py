@@ -96,7 +96,8 @@ def create_app(config: Config, *, services: Services | None = None) -> Flask:
 
     @app.before_request
     def reject_unknown_query() -> None:
-        # A misspelt parameter (`?limt=5`) must not be silently ignored: 400 names it.
+        # A misspelt (`?limt=5`) or repeated parameter must not be silently ignored:
+        # 400 names it.
         if request.url_rule is None or not request.args:
             return
         path = openapi.openapi_path(request.url_rule.rule)
@@ -109,6 +110,10 @@ def create_app(config: Config, *, services: Services | None = None) -> Flask:
                     f"unknown query parameter {name!r:.80}"
                     + (f"; this route takes {', '.join(sorted(allowed))}" if allowed else "")
                 )
+            # `?limit=5&limit=500` has no one meaning; taking either would hide a bug.
+            given = len(request.args.getlist(name))
+            if given > 1:
+                raise InvalidRequest(f"query parameter {name!r} given {given} times; give it once")
 
     @app.before_request
     def limit_body() -> None:
