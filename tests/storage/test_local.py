@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from micforge.storage import InvalidKey, KeyNotFound, LocalStore, PreconditionFailed, StoreError
 from micforge.storage.hashing import blake3_hex
-from micforge.storage.local import HEADER_BYTES, MAGIC
+from micforge.storage.local import HEADER_BYTES, MAGIC, STALE_TEMP_SECONDS
 
 
 def test_etag_is_blake3_of_content(tmp_path: Path) -> None:
@@ -63,6 +64,35 @@ def test_temp_and_lock_files_are_never_keys(tmp_path: Path) -> None:
     (tmp_path / "objects" / "d" / "stray-no-suffix").write_bytes(b"garbage")
     assert store.list("") == ["d/a"]
     assert store.list("d/") == ["d/a"]
+
+
+def test_opening_a_store_sweeps_only_stale_writer_temp_files(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    assert store.swept_temp_files == 0
+    objects = tmp_path / "objects"
+    stale = time.time() - STALE_TEMP_SECONDS - 60
+    crashed = objects / ".tmp-crashed"  # a writer that died a day ago
+    crashed.write_bytes(b"half a blob")
+    os.utime(crashed, (stale, stale))
+    live = objects / ".tmp-live"  # another process writing now
+    live.write_bytes(b"in progress")
+    kept_dir = objects / ".tmp-a-directory"  # not a writer's file: left alone
+    kept_dir.mkdir()
+    os.utime(kept_dir, (stale, stale))
+    nested = objects / "d" / ".tmp-put-temp"  # put's temp files are not swept
+    store.put("d/a", b"1")
+    nested.write_bytes(b"x")
+    os.utime(nested, (stale, stale))
+    writer = store.open_writer("w/streamed", head_bytes=0)
+    writer.write(b"still streaming")  # its file is young: the sweep must spare it
+
+    again = LocalStore(tmp_path)
+    assert again.swept_temp_files == 1
+    assert not crashed.exists()
+    assert live.exists() and kept_dir.is_dir() and nested.exists()
+    writer.commit()
+    assert again.get("w/streamed")[0] == b"still streaming"
+    assert again.get("d/a")[0] == b"1"
 
 
 def test_foreign_file_is_an_error_not_data(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ import io
 import os
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -59,6 +60,9 @@ HEADER_BYTES = len(MAGIC) + ETAG_HEX_CHARS
 LOCK_STRIPES = 256
 COPY_CHUNK_BYTES = 1024 * 1024
 TEMP_PREFIX = ".tmp-"
+# An open_writer temp file untouched this long belongs to a writer that died: the
+# next LocalStore opened on the directory removes it.
+STALE_TEMP_SECONDS = 24 * 60 * 60
 # An open_writer flushes what it has written on a helper thread each time this
 # much more arrived, so the fsync at commit finds little left to write.
 SYNC_AHEAD_BYTES = 16 * 1024 * 1024
@@ -82,6 +86,30 @@ class LocalStore:
             self._locks.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageUnavailable(f"cannot create store at {self.root}: {exc}") from exc
+        self.swept_temp_files = self._sweep_stale_writer_files()
+
+    def _sweep_stale_writer_files(self) -> int:
+        """Remove ``open_writer`` temp files left by a process that died mid-upload
+        (they sit in ``objects/`` and may be as large as a blob); returns how many.
+
+        Only files untouched for ``STALE_TEMP_SECONDS``: another process sharing
+        the store may be writing one right now, and a live writer touches its
+        file with every piece. (``put`` temp files, next to their targets, are
+        small and not swept.)"""
+        removed = 0
+        cutoff = time.time() - STALE_TEMP_SECONDS
+        try:
+            entries = list(os.scandir(self._objects))
+        except OSError:
+            return 0
+        for entry in entries:
+            if not entry.name.startswith(TEMP_PREFIX):
+                continue
+            with contextlib.suppress(OSError):  # best effort: gone already, or not ours
+                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+        return removed
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.root)!r})"
