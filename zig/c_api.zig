@@ -884,6 +884,7 @@ test "fuzz: tree C ABI over mutated stored trees and 100,000 node encodings" {
 test {
     std.testing.refAllDecls(@This());
     _ = hash;
+    _ = @import("blake3.zig");
     _ = @import("varint.zig");
     _ = bloom;
     _ = hlc;
