@@ -103,9 +103,10 @@ def test_any_split_gives_the_same_frame(size: int, cuts: list[int]) -> None:
     frame, writes = _frame_of(data, pieces)
     assert frame == raw_frame(data)
     _assert_reads_back(frame, data)
-    # The sink sees the frame header, then one whole block (with its header) per write.
+    # The sink sees the frame header, then each block's header and its whole content.
     assert len(writes[0]) == FRAME_HEADER_BYTES
-    assert [len(w) - BLOCK_HEADER_BYTES for w in writes[1:]] == [s for _, s, _ in _blocks(frame)]
+    assert all(len(w) == BLOCK_HEADER_BYTES for w in writes[1::2])
+    assert [len(w) for w in writes[2::2]] == [s for _, s, _ in _blocks(frame)]
 
 
 def test_more_than_announced_is_refused_and_nothing_more_is_written() -> None:

@@ -99,6 +99,26 @@ def test_without_a_head_is_an_ordinary_object(store: Any) -> None:
     assert store.get("plain") == (b"abcdefghi", etag)
 
 
+def test_a_buffer_reused_after_write_does_not_change_the_object(store: Any) -> None:
+    # Past 4 MiB LocalWriter queues pieces for a helper thread: it may keep views of
+    # immutable bytes as they are, but must copy what the caller can still change.
+    pieces = [os.urandom(1 * MiB) for _ in range(9)]
+    reused = bytearray(1 * MiB)
+    with store.open_writer() as writer:
+        for n, piece in enumerate(pieces):
+            if n % 3 == 0:
+                writer.write(piece)  # bytes
+            elif n % 3 == 1:
+                writer.write(memoryview(piece)[: MiB // 2])  # a view of bytes, then the rest
+                writer.write(memoryview(piece)[MiB // 2 :])
+            else:
+                reused[:] = piece
+                writer.write(memoryview(reused))  # a view of a buffer about to change
+                reused[:] = bytes(MiB)
+        etag = writer.commit("reused")
+    assert store.get("reused") == (b"".join(pieces), etag)
+
+
 @pytest.mark.parametrize("size", [1000, 13 * MiB])
 def test_if_none_match_on_an_existing_key_publishes_nothing(
     store: Any, leftovers: Callable[[Any], list[str]], size: int

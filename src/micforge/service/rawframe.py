@@ -32,7 +32,7 @@ BLOCK_HEADER_BYTES = 3
 
 
 class Sink(Protocol):
-    def write(self, data: bytes) -> object: ...
+    def write(self, data: bytes | bytearray | memoryview) -> object: ...
 
 
 def frame_bytes(size_bytes: int) -> int:
@@ -45,8 +45,9 @@ class RawFrameWriter:
     """Writes exactly ``size_bytes`` of content, fed in any pieces, to ``sink`` as one
     frame of raw blocks. Blocks are full (128 KiB) but the last, whatever the pieces.
 
-    Each ``sink.write`` gets one whole block with its header (bytes), so a sink
-    never sees a frame cut inside a block header. Feeding more than
+    The sink gets the frame header, then per block its 3-byte header and its
+    content: a ``memoryview`` of the piece fed (whole blocks of a large piece), or
+    a ``bytearray`` this writer never touches again. Feeding more than
     ``size_bytes`` raises ValueError; the caller checks that ``finish`` is
     reached with all of it (``remaining == 0``).
     """
@@ -80,21 +81,24 @@ class RawFrameWriter:
         if view:
             self._pending += view
 
-    def _emit(self, block: bytes | bytearray | memoryview, *, last: bool) -> None:
+    def _emit(self, block: bytearray | memoryview, *, last: bool) -> None:
         header = ((len(block) << 3) | int(last)).to_bytes(BLOCK_HEADER_BYTES, "little")
-        self._sink.write(b"".join((header, block)))
+        # Two writes, not one joined copy: a block straight from a piece is a view of
+        # the caller's bytes, which a store writer may keep as it is (LocalWriter does).
+        self._sink.write(header)
+        self._sink.write(block)
 
 
 def raw_frame(data: bytes | memoryview) -> bytes:
     """``data`` as one frame of raw blocks."""
-    parts: list[bytes] = []
+    parts: list[bytes | bytearray | memoryview] = []
     RawFrameWriter(_ListSink(parts), len(data)).write(data)
     return b"".join(parts)
 
 
 class _ListSink:
-    def __init__(self, parts: list[bytes]) -> None:
+    def __init__(self, parts: list[bytes | bytearray | memoryview]) -> None:
         self._parts = parts
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         self._parts.append(data)

@@ -427,7 +427,7 @@ class LocalWriter:
 
     def write(self, data: bytes) -> None:
         fd = self._live_fd()
-        piece = data if type(data) is bytes else bytes(data)  # a queued piece must not change
+        piece = _stable(data)  # a queued piece must not change
         self._received_bytes += len(piece)
         try:
             if self._background is not None:
@@ -490,7 +490,7 @@ class LocalWriter:
             raise ValueError("the writer is committed or aborted")
         return self._fd
 
-    def _write_piece(self, fd: int, piece: bytes) -> None:
+    def _write_piece(self, fd: int, piece: bytes | memoryview) -> None:
         _write_all(fd, piece)
         self._written_bytes += len(piece)
         if (
@@ -528,17 +528,17 @@ class _BackgroundWrites:
     ``BACKGROUND_QUEUE_BYTES_MAX`` behind ``put``. The first error stops it; ``put``
     and ``close`` raise it."""
 
-    def __init__(self, write_piece: Callable[[bytes], None]) -> None:
+    def __init__(self, write_piece: Callable[[bytes | memoryview], None]) -> None:
         self._write_piece = write_piece
         self._ready = threading.Condition()
-        self._pieces: collections.deque[bytes] = collections.deque()
+        self._pieces: collections.deque[bytes | memoryview] = collections.deque()
         self._queued_bytes = 0
         self._closing = False
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="localstore-writer", daemon=True)
         self._thread.start()
 
-    def put(self, piece: bytes) -> None:
+    def put(self, piece: bytes | memoryview) -> None:
         with self._ready:
             # One piece may exceed the bound alone; it then waits for an empty queue.
             while (
@@ -587,7 +587,18 @@ class _BackgroundWrites:
                 self._ready.notify_all()
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _stable(data: bytes | bytearray | memoryview) -> bytes | memoryview:
+    """``data``, or a copy of it if it could change after ``write`` returns: bytes, and
+    a view of bytes (a slice of a received message, say), are immutable and pass as
+    they are; anything else (bytearray, a view of one or of an mmap) is copied."""
+    if type(data) is bytes:
+        return data
+    if type(data) is memoryview and type(data.obj) is bytes and data.c_contiguous:
+        return data if data.format == "B" and data.ndim == 1 else data.cast("B")
+    return bytes(data)
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
