@@ -15,6 +15,10 @@ Each sample uploads fresh random bytes (incompressible: the worst case for
 the encoding pass) and downloads them again, through the echo and then through
 micforge, so both see the same background load; the table shows medians.
 
+The process's allocator is set up as `micforge serve` sets up its own
+(src/micforge/api/allocator.py: glibc keeps buffers up to 16 MiB on the heap);
+the echo, in the same process, gets the same.
+
 A third server, the same micforge over a LocalStore built with ``fsync=False``,
 shows what durability costs: the echo keeps nothing, while micforge's upload
 is not answered before the blob's file and directory entry are fsynced. It is
@@ -40,6 +44,7 @@ import grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing
 
+from micforge.api.allocator import tune_allocator  # noqa: E402
 from micforge.api.grpc import build_grpc_server  # noqa: E402
 from micforge.api.grpc.gen.micforge.v1 import content_pb2, content_pb2_grpc  # noqa: E402
 from micforge.config import Config  # noqa: E402
@@ -169,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat-large", type=int, default=3, help="samples from 16 MiB")
     args = parser.parse_args(argv)
 
+    print(f"# {tune_allocator()}")  # as `micforge serve` does for its process
     # (direction, size) -> {"echo": [MB/s...], "micforge": [...], "no fsync": [...]}
     rates: dict[tuple[str, int], dict[str, list[float]]] = {}
     echo = EchoBench()

@@ -26,6 +26,7 @@ from waitress.task import ErrorTask
 from waitress.utilities import RequestEntityTooLarge
 from waitress.wasyncore import close_all, dispatcher
 
+from micforge.api.allocator import tune_allocator
 from micforge.api.grpc import build_grpc_server
 from micforge.api.rest import create_app
 from micforge.api.rest.errors import code_for_status, error_body
@@ -222,6 +223,7 @@ def serve(config: Config, *, services: Any | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    log.info(tune_allocator())  # process-wide, so here and not in the app factories
     config.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         server = Server(config, services=services)
