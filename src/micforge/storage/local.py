@@ -28,6 +28,7 @@ import errno
 import fcntl
 import hashlib
 import io
+import itertools
 import os
 import secrets
 import threading
@@ -70,6 +71,8 @@ SYNC_AHEAD_BYTES = 16 * 1024 * 1024
 # are not worth a thread), with at most this much queued for it.
 BACKGROUND_WRITE_MIN_BYTES = 4 * 1024 * 1024
 BACKGROUND_QUEUE_BYTES_MAX = 8 * 1024 * 1024
+# Pieces per writev call (Linux allows 1024).
+WRITEV_PIECES_MAX = 256
 
 
 class LocalStore:
@@ -433,7 +436,7 @@ class LocalWriter:
             if self._background is not None:
                 self._background.put(piece)
             elif self._received_bytes >= BACKGROUND_WRITE_MIN_BYTES:
-                self._background = _BackgroundWrites(lambda p: self._write_piece(fd, p))
+                self._background = _BackgroundWrites(lambda batch: self._write_pieces(fd, batch))
                 self._background.put(piece)
             else:
                 self._write_piece(fd, piece)
@@ -491,8 +494,11 @@ class LocalWriter:
         return self._fd
 
     def _write_piece(self, fd: int, piece: bytes | memoryview) -> None:
-        _write_all(fd, piece)
-        self._written_bytes += len(piece)
+        self._write_pieces(fd, [piece])
+
+    def _write_pieces(self, fd: int, pieces: list[bytes | memoryview]) -> None:
+        _writev_all(fd, pieces)
+        self._written_bytes += sum(map(len, pieces))
         if (
             self._store._fsync
             and self._written_bytes - self._synced_mark_bytes >= SYNC_AHEAD_BYTES
@@ -524,16 +530,22 @@ class LocalWriter:
 
 
 class _BackgroundWrites:
-    """A helper thread that passes queued pieces to ``write_piece`` in order, at most
-    ``BACKGROUND_QUEUE_BYTES_MAX`` behind ``put``. The first error stops it; ``put``
-    and ``close`` raise it."""
+    """A helper thread that passes queued pieces to ``write_pieces`` in order, in
+    batches of whatever has queued up (one ``writev`` for up to ``WRITEV_PIECES_MAX``
+    pieces), at most ``BACKGROUND_QUEUE_BYTES_MAX`` behind ``put``. The first error
+    stops it; ``put`` and ``close`` raise it.
 
-    def __init__(self, write_piece: Callable[[bytes | memoryview], None]) -> None:
-        self._write_piece = write_piece
+    Each side wakes the other only when it may be waiting: the thread when the queue
+    was empty, ``put`` when it waits for room. A blob arrives as thousands of pieces,
+    and a wake-up per piece cost as much as writing them."""
+
+    def __init__(self, write_pieces: Callable[[list[bytes | memoryview]], None]) -> None:
+        self._write_pieces = write_pieces
         self._ready = threading.Condition()
         self._pieces: collections.deque[bytes | memoryview] = collections.deque()
         self._queued_bytes = 0
         self._closing = False
+        self._put_waiting = False
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="localstore-writer", daemon=True)
         self._thread.start()
@@ -546,12 +558,14 @@ class _BackgroundWrites:
                 and self._queued_bytes + len(piece) > BACKGROUND_QUEUE_BYTES_MAX
                 and self._error is None
             ):
+                self._put_waiting = True
                 self._ready.wait()
             if self._error is not None:
                 raise self._error
+            if not self._pieces:
+                self._ready.notify_all()  # the thread may be waiting for work
             self._pieces.append(piece)
             self._queued_bytes += len(piece)
-            self._ready.notify_all()
 
     def close(self) -> None:
         """Wait until every queued piece is written (or the first error); raise that error."""
@@ -569,9 +583,9 @@ class _BackgroundWrites:
                     self._ready.wait()
                 if not self._pieces:
                     return
-                piece = self._pieces[0]
+                batch = list(itertools.islice(self._pieces, WRITEV_PIECES_MAX))
             try:
-                self._write_piece(piece)
+                self._write_pieces(batch)
             except BaseException as exc:  # noqa: BLE001 - any error: the writer must hear it
                 # Not only OSError: a thread that died silently (MemoryError, "can't start
                 # new thread") would let close() report success over a truncated file, or
@@ -582,9 +596,12 @@ class _BackgroundWrites:
                     self._ready.notify_all()
                 return
             with self._ready:
-                self._pieces.popleft()
-                self._queued_bytes -= len(piece)
-                self._ready.notify_all()
+                for _ in batch:
+                    self._pieces.popleft()
+                self._queued_bytes -= sum(map(len, batch))
+                if self._put_waiting:
+                    self._put_waiting = False
+                    self._ready.notify_all()
 
 
 def _stable(data: bytes | bytearray | memoryview) -> bytes | memoryview:
@@ -598,10 +615,15 @@ def _stable(data: bytes | bytearray | memoryview) -> bytes | memoryview:
     return bytes(data)
 
 
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+def _writev_all(fd: int, pieces: list[bytes | memoryview]) -> None:
+    views = [memoryview(piece) for piece in pieces]
+    while views:
+        written = os.writev(fd, views)
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if written:
+            views[0] = views[0][written:]
 
 
 def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
