@@ -73,6 +73,8 @@ BACKGROUND_WRITE_MIN_BYTES = 4 * 1024 * 1024
 BACKGROUND_QUEUE_BYTES_MAX = 8 * 1024 * 1024
 # Pieces per writev call (Linux allows 1024).
 WRITEV_PIECES_MAX = 256
+# The helper thread is woken once this much has queued up (less only at close).
+BACKGROUND_WAKE_BYTES = 1024 * 1024
 
 
 class LocalStore:
@@ -535,9 +537,10 @@ class _BackgroundWrites:
     pieces), at most ``BACKGROUND_QUEUE_BYTES_MAX`` behind ``put``. The first error
     stops it; ``put`` and ``close`` raise it.
 
-    Each side wakes the other only when it may be waiting: the thread when the queue
-    was empty, ``put`` when it waits for room. A blob arrives as thousands of pieces,
-    and a wake-up per piece cost as much as writing them."""
+    Each side wakes the other only when it has work for it: the thread once
+    ``BACKGROUND_WAKE_BYTES`` have queued up (or when ``put`` waits for room, or at
+    close), ``put`` when it waits for room. A blob arrives as thousands of pieces, and a wake-up per piece cost as
+    much as writing them."""
 
     def __init__(self, write_pieces: Callable[[list[bytes | memoryview]], None]) -> None:
         self._write_pieces = write_pieces
@@ -559,11 +562,12 @@ class _BackgroundWrites:
                 and self._error is None
             ):
                 self._put_waiting = True
+                self._ready.notify_all()  # the thread may be waiting for more: write this
                 self._ready.wait()
             if self._error is not None:
                 raise self._error
-            if not self._pieces:
-                self._ready.notify_all()  # the thread may be waiting for work
+            if self._queued_bytes < BACKGROUND_WAKE_BYTES <= self._queued_bytes + len(piece):
+                self._ready.notify_all()  # enough for the thread, which may be waiting
             self._pieces.append(piece)
             self._queued_bytes += len(piece)
 
@@ -579,7 +583,11 @@ class _BackgroundWrites:
     def _run(self) -> None:
         while True:
             with self._ready:
-                while not self._pieces and not self._closing:
+                while (
+                    self._queued_bytes < BACKGROUND_WAKE_BYTES
+                    and not self._closing
+                    and not self._put_waiting
+                ):
                     self._ready.wait()
                 if not self._pieces:
                     return
