@@ -122,6 +122,41 @@ def test_limits_and_mismatches_store_nothing(make_world) -> None:
     assert w.store.list(f"projects/{w.project}/blobs/") == []
 
 
+@pytest.mark.parametrize("size", [10, 3 * MiB])
+def test_an_announced_blob_the_project_has_is_checked_but_not_written_again(
+    make_world, size: int
+) -> None:
+    from .wrappers import CountingStore
+
+    w = make_world(wrap=CountingStore)
+    blobs = w.services.blobs
+    data = os.urandom(size)
+    digest = blob_hash(data).hex()
+    view, created = blobs.put_stream(w.owner, w.project, _chunks(data, MiB), expected_size=size)
+    assert created and w.store.writers_opened == 1
+    again, created = blobs.put_stream(
+        w.owner, w.project, _chunks(data, MiB), expected_size=size, expected_hash=digest
+    )
+    assert again == view and not created
+    assert w.store.writers_opened == 1  # no temp file, no S3 parts for a blob it has
+    # The bytes are still checked against what was announced.
+    other = os.urandom(size)
+    with pytest.raises(InvalidRequest, match=blob_hash(other).hex()):
+        blobs.put_stream(
+            w.owner, w.project, _chunks(other, MiB), expected_size=size, expected_hash=digest
+        )
+    with pytest.raises(InvalidRequest, match="not the announced"):
+        blobs.put_stream(
+            w.owner, w.project, _chunks(data[:-1], MiB), expected_size=size, expected_hash=digest
+        )
+    with pytest.raises(InvalidRequest, match="more than the announced"):
+        blobs.put_stream(
+            w.owner, w.project, _chunks(data + b"x", MiB), expected_size=size, expected_hash=digest
+        )
+    assert w.store.writers_opened == 1
+    assert w.store.list(f"projects/{w.project}/blobs/") == [keys.blob(w.project, digest)]
+
+
 def test_a_broken_stream_stores_nothing(world: World) -> None:
     w = world
 

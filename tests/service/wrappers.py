@@ -24,10 +24,11 @@ class CountingStore:
         self.reads = 0  # get + head + open
         self.writes = 0
         self.lists = 0
+        self.writers_opened = 0
 
     def reset(self) -> None:
         with self._lock:
-            self.reads = self.writes = self.lists = 0
+            self.reads = self.writes = self.lists = self.writers_opened = 0
 
     def _bump(self, what: str) -> None:
         with self._lock:
@@ -59,6 +60,7 @@ class CountingStore:
 
     def open_writer(self, key: str | None = None, *, head_bytes: int = 0) -> ObjectWriter:
         # Opening writes nothing visible; the commit is the write that counts.
+        self._bump("writers_opened")
         return _WrapperWriter(self, self.inner.open_writer(key, head_bytes=head_bytes))
 
     def _before_write(self) -> None:

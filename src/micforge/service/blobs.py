@@ -139,6 +139,16 @@ class BlobService:
         arrives; publish the object only once it is whole and its hash checked."""
         # An announced hash names the key now, which lets S3 upload parts as they fill.
         announced_key = keys.blob(project, expected_hash) if expected_hash is not None else None
+        if announced_key is not None and self._store.head(announced_key) is not None:
+            # The project has it already: check that the bytes are what was announced,
+            # but write nothing (no temp file, no S3 parts only to be thrown away).
+            digest = self._hash_only(chunks, size_bytes)
+            if digest.hex() != expected_hash:
+                raise InvalidRequest(
+                    f"content hashes to {digest.hex()}, not the announced {expected_hash}",
+                    hash=digest.hex(),
+                )
+            return {"hash": expected_hash, "size": size_bytes}, False
         with self._store.open_writer(announced_key, head_bytes=HEADER_BYTES) as writer:
             digest = self._compress_into(writer, chunks, size_bytes)
             if expected_hash is not None and digest.hex() != expected_hash:
@@ -173,17 +183,18 @@ class BlobService:
             frame = self._compressor(threads=encoding == "zstd-threads").stream_writer(
                 writer, size=size_bytes, closefd=False
             )
-        received = 0
-        for chunk in itertools.chain([first], chunks):
-            received += len(chunk)
-            if received > size_bytes:
-                raise InvalidRequest(f"received more than the announced {size_bytes} bytes")
+        for chunk in _exactly(itertools.chain([first], chunks), size_bytes):
             hasher.update(chunk)
             frame.write(chunk)
-        if received != size_bytes:
-            raise InvalidRequest(f"received {received} bytes, not the announced {size_bytes}")
         if isinstance(frame, zstandard.ZstdCompressionWriter):
             frame.flush(zstandard.FLUSH_FRAME)
+        return hasher.digest()
+
+    def _hash_only(self, chunks: Iterable[bytes], size_bytes: int) -> bytes:
+        """The blob hash of exactly ``size_bytes`` from ``chunks``; nothing is written."""
+        hasher = BlobHasher(size_bytes)
+        for chunk in _exactly(chunks, size_bytes):
+            hasher.update(chunk)
         return hasher.digest()
 
     def _spool_raw(self, chunks: Iterable[bytes], raw: BinaryIO) -> int:
@@ -310,6 +321,19 @@ def _encoding(size_bytes: int, *, sample: bytes) -> str:
 def _compressed_ratio(sample: bytes) -> float:
     """zstd's output size over the input size for ``sample`` (not empty)."""
     return len(zstandard.ZstdCompressor(level=_SAMPLE_LEVEL).compress(sample)) / len(sample)
+
+
+def _exactly(chunks: Iterable[bytes], size_bytes: int) -> Iterator[bytes]:
+    """``chunks``, checked to add up to ``size_bytes``: a chunk past it raises before
+    it is passed on, and so does an end short of it."""
+    received = 0
+    for chunk in chunks:
+        received += len(chunk)
+        if received > size_bytes:
+            raise InvalidRequest(f"received more than the announced {size_bytes} bytes")
+        yield chunk
+    if received != size_bytes:
+        raise InvalidRequest(f"received {received} bytes, not the announced {size_bytes}")
 
 
 def _read_exactly(reader: BinaryIO, n: int) -> bytes:
