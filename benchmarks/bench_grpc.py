@@ -24,12 +24,17 @@ shows what durability costs: the echo keeps nothing, while micforge's upload
 is not answered before the blob's file and directory entry are fsynced. It is
 for reading the numbers only (a store that does not fsync loses acknowledged
 blobs in a crash); the target is measured on the default, durable store.
+A fourth, the durable echo, answers an upload only once its bytes are fsynced
+into a file the way LocalStore does it (temp file, fsync, rename, directory
+fsync): the fastest durable receiver, and the last column is micforge's
+uploads as a share of it.
 Results go to docs/benchmarks.md ("gRPC") by hand, with the machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import sys
@@ -104,6 +109,40 @@ class EchoBench:
         self.server.stop(None).wait()
 
 
+class DurableEchoBench(EchoBench):
+    """The echo, but an upload is answered only once its bytes are on disk the way
+    LocalStore makes them durable: written to a temp file, fsynced, renamed into
+    place, the directory fsynced. The fastest durable receiver: micforge's uploads
+    are compared with it too, so that the cost of durability is not read as
+    overhead of the rest of the path. Downloads are the echo's (from memory)."""
+
+    def __init__(self, directory: Path) -> None:
+        self._dir = directory
+        self._dir.mkdir(parents=True)
+        self._count = itertools.count()
+        super().__init__()
+
+    def _upload(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:  # type: ignore[override]
+        name = str(next(self._count))
+        temp = self._dir / f".tmp-{name}"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        size = 0
+        try:
+            for chunk in requests:
+                os.write(fd, chunk)
+                size += len(chunk)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, self._dir / name)
+        dir_fd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return str(size).encode()
+
+
 def _pieces(data: bytes) -> Iterator[bytes]:
     view = memoryview(data)
     for start in range(0, len(data), CHUNK_BYTES):
@@ -175,10 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     print(f"# {tune_allocator()}")  # as `micforge serve` does for its process
-    # (direction, size) -> {"echo": [MB/s...], "micforge": [...], "no fsync": [...]}
+    # (direction, size) -> {"echo": [MB/s...], "micforge": [...], "no fsync": [...], ...}
     rates: dict[tuple[str, int], dict[str, list[float]]] = {}
     echo = EchoBench()
     with tempfile.TemporaryDirectory(prefix="bench-grpc-") as tmp:
+        durable_echo = DurableEchoBench(Path(tmp) / "durable-echo")
         ours = MicforgeBench(Path(tmp) / "durable")
         unsynced = MicforgeBench(Path(tmp) / "no-fsync", fsync=False)
         try:
@@ -194,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                         ("echo", echo),
                         ("micforge", ours),
                         ("no fsync", unsynced),
+                        ("durable echo", durable_echo),
                     ):
                         up_rate, key = _timed_mb_per_s(size, lambda b=bench, d=data: b.upload(d))
                         down_rate, received = _timed_mb_per_s(
@@ -205,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                             down_rate
                         )
         finally:
+            durable_echo.close()
             unsynced.close()
             ours.close()
             echo.close()
@@ -214,10 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"| {'direction':<9} | {'size':>8} | {'samples':>7} | {'echo ceiling':>12} | {'micforge':>9} "
-        f"| {'share':>6} | {'no fsync':>9} | {'share':>6} |"
+        f"| {'share':>6} | {'no fsync':>9} | {'share':>6} | {'durable echo':>12} | {'share':>6} |"
     )
     print(
-        f"| {'-' * 9} | {'-' * 8}:| {'-' * 7}:| {'-' * 12}:| {'-' * 9}:| {'-' * 6}:| {'-' * 9}:| {'-' * 6}:|"
+        f"| {'-' * 9} | {'-' * 8}:| {'-' * 7}:| {'-' * 12}:| {'-' * 9}:| {'-' * 6}:"
+        f"| {'-' * 9}:| {'-' * 6}:| {'-' * 12}:| {'-' * 6}:|"
     )
     for (direction, size), by_name in sorted(
         rates.items(), key=lambda kv: (kv[0][1], kv[0][0] != "upload")
@@ -227,9 +270,15 @@ def main(argv: list[str] | None = None) -> int:
         unsynced_rate = statistics.median(by_name["no fsync"])
         label = f"{size // MiB} MiB"
         samples = len(by_name["echo"])
+        durable = "-"
+        durable_share = "-"
+        if direction == "upload":  # the durable echo downloads from memory, as the echo
+            durable_rate = statistics.median(by_name["durable echo"])
+            durable, durable_share = f"{durable_rate:.0f}", f"{rate / durable_rate:.0%}"
         print(
             f"| {direction:<9} | {label:>8} | {samples:>7} | {ceiling:>12.0f} | {rate:>9.0f} "
-            f"| {rate / ceiling:>6.0%} | {unsynced_rate:>9.0f} | {unsynced_rate / ceiling:>6.0%} |"
+            f"| {rate / ceiling:>6.0%} | {unsynced_rate:>9.0f} | {unsynced_rate / ceiling:>6.0%} "
+            f"| {durable:>12} | {durable_share:>6} |"
         )
     return 0
 
