@@ -615,11 +615,15 @@ class _BackgroundWrites:
 def _stable(data: bytes | bytearray | memoryview) -> bytes | memoryview:
     """``data``, or a copy of it if it could change after ``write`` returns: bytes, and
     a view of bytes (a slice of a received message, say), are immutable and pass as
-    they are; anything else (bytearray, a view of one or of an mmap) is copied."""
+    they are; anything else (bytearray, a view of one or of an mmap) is copied.
+
+    A view is queued as a new view (``cast`` makes one) of the same bytes, never the
+    caller's own: the caller may release theirs once ``write`` returns, which would
+    leave the helper thread a view it cannot read."""
     if type(data) is bytes:
         return data
     if type(data) is memoryview and type(data.obj) is bytes and data.c_contiguous:
-        return data if data.format == "B" and data.ndim == 1 else data.cast("B")
+        return data.cast("B")
     return bytes(data)
 
 
