@@ -34,6 +34,7 @@ Results go to docs/benchmarks.md ("gRPC") by hand, with the machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
 import statistics
@@ -216,40 +217,37 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {tune_allocator()}")  # as `micforge serve` does for its process
     # (direction, size) -> {"echo": [MB/s...], "micforge": [...], "no fsync": [...], ...}
     rates: dict[tuple[str, int], dict[str, list[float]]] = {}
-    echo = EchoBench()
-    with tempfile.TemporaryDirectory(prefix="bench-grpc-") as tmp:
-        durable_echo = DurableEchoBench(Path(tmp) / "durable-echo")
-        ours = MicforgeBench(Path(tmp) / "durable")
-        unsynced = MicforgeBench(Path(tmp) / "no-fsync", fsync=False)
-        try:
-            for mib in args.sizes_mib:
-                size = mib * MiB
-                repeat = args.repeat_small if mib < 16 else args.repeat_large
-                for _ in range(repeat):
-                    # Fresh bytes per sample (a repeated upload would meet an
-                    # existing blob); echo and micforge alternate so that both
-                    # see the same background load (this machine is shared).
-                    data = os.urandom(size)
-                    for name, bench in (
-                        ("echo", echo),
-                        ("micforge", ours),
-                        ("no fsync", unsynced),
-                        ("durable echo", durable_echo),
-                    ):
-                        up_rate, key = _timed_mb_per_s(size, lambda b=bench, d=data: b.upload(d))
-                        down_rate, received = _timed_mb_per_s(
-                            size, lambda b=bench, k=key: b.download(k)
-                        )
-                        assert received == size
-                        rates.setdefault(("upload", size), {}).setdefault(name, []).append(up_rate)
-                        rates.setdefault(("download", size), {}).setdefault(name, []).append(
-                            down_rate
-                        )
-        finally:
-            durable_echo.close()
-            unsynced.close()
-            ours.close()
-            echo.close()
+    with tempfile.TemporaryDirectory(prefix="bench-grpc-") as tmp, contextlib.ExitStack() as open_:
+        # Each server is closed on the way out, also when a later one fails to start.
+        echo = open_.enter_context(contextlib.closing(EchoBench()))
+        durable_echo = open_.enter_context(
+            contextlib.closing(DurableEchoBench(Path(tmp) / "durable-echo"))
+        )
+        ours = open_.enter_context(contextlib.closing(MicforgeBench(Path(tmp) / "durable")))
+        unsynced = open_.enter_context(
+            contextlib.closing(MicforgeBench(Path(tmp) / "no-fsync", fsync=False))
+        )
+        for mib in args.sizes_mib:
+            size = mib * MiB
+            repeat = args.repeat_small if mib < 16 else args.repeat_large
+            for _ in range(repeat):
+                # Fresh bytes per sample (a repeated upload would meet an
+                # existing blob); echo and micforge alternate so that both
+                # see the same background load (this machine is shared).
+                data = os.urandom(size)
+                for name, bench in (
+                    ("echo", echo),
+                    ("micforge", ours),
+                    ("no fsync", unsynced),
+                    ("durable echo", durable_echo),
+                ):
+                    up_rate, key = _timed_mb_per_s(size, lambda b=bench, d=data: b.upload(d))
+                    down_rate, received = _timed_mb_per_s(
+                        size, lambda b=bench, k=key: b.download(k)
+                    )
+                    assert received == size
+                    rates.setdefault(("upload", size), {}).setdefault(name, []).append(up_rate)
+                    rates.setdefault(("download", size), {}).setdefault(name, []).append(down_rate)
 
     print(
         f"# gRPC blob throughput, median MB/s (cpus={os.cpu_count()}, chunk={CHUNK_BYTES // 1024} KiB)"
