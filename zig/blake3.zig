@@ -207,8 +207,11 @@ inline fn chunkMessage(comptime lanes: comptime_int, chunks: *const [lanes]*cons
     // Ask for each lane's block 4 ahead, as the reference implementation does: the lanes
     // are `lanes` streams, more than the hardware prefetcher follows alone. Past the
     // last block this names the next chunk or past the input: a prefetch never faults.
+    // The address is integer arithmetic: `+` on a pointer is an in-bounds offset
+    // (LLVM `getelementptr inbounds`), and past the end of the input it is not.
     inline for (chunks) |chunk| {
-        @prefetch(@as([*]const u8, chunk) + block_index * block_bytes + 4 * block_bytes, .{});
+        const ahead = @intFromPtr(chunk) +% (block_index + 4) * block_bytes;
+        @prefetch(@as([*]allowzero const u8, @ptrFromInt(ahead)), .{});
     }
     var m: [16]@Vector(lanes, u32) = undefined;
     inline for (0..16 / lanes) |group| {
