@@ -12,8 +12,11 @@ it in both directions.
     python benchmarks/bench_grpc.py [--sizes-mib 1 256] [--repeat-small 10] [--repeat-large 3]
 
 Each sample uploads fresh random bytes (incompressible: the worst case for
-the encoding pass) and downloads them again, through the echo and then through
-micforge, so both see the same background load; the table shows medians.
+the encoding pass) and downloads them again, through every server in turn, so
+all see the same background load; the table shows medians. One untimed round
+comes first. Between samples (untimed) each server deletes what it stored and
+the page cache is synced, so that no sample pays for another's writeback (see
+_recycle_page_cache).
 
 The process's allocator is set up as `micforge serve` sets up its own
 (src/micforge/api/allocator.py: glibc keeps buffers up to 16 MiB on the heap);
@@ -28,6 +31,7 @@ A fourth, the durable echo, answers an upload only once its bytes are fsynced
 into a file the way LocalStore does it (temp file, fsync, rename, directory
 fsync): the fastest durable receiver, and the last column is micforge's
 uploads as a share of it.
+
 Results go to docs/benchmarks.md ("gRPC") by hand, with the machine.
 """
 
@@ -55,7 +59,7 @@ from micforge.api.grpc import build_grpc_server  # noqa: E402
 from micforge.api.grpc.gen.micforge.v1 import content_pb2, content_pb2_grpc  # noqa: E402
 from micforge.config import Config  # noqa: E402
 from micforge.service import build_services  # noqa: E402
-from micforge.storage import LocalStore  # noqa: E402
+from micforge.storage import LocalStore, keys  # noqa: E402
 
 MiB = 1024 * 1024
 CHUNK_BYTES = 256 * 1024  # micforge's default grpc_chunk_bytes; the echo uses the same
@@ -105,6 +109,9 @@ class EchoBench:
     def download(self, key: str) -> int:
         return sum(len(chunk) for chunk in self._down(key.encode()))
 
+    def discard(self, key: str) -> None:
+        """Nothing to delete: the echo keeps nothing."""
+
     def close(self) -> None:
         self.channel.close()
         self.server.stop(None).wait()
@@ -143,6 +150,11 @@ class DurableEchoBench(EchoBench):
             os.close(dir_fd)
         return str(size).encode()
 
+    def discard(self, key: str) -> None:
+        """Delete the uploaded file (untimed; see _recycle_page_cache)."""
+        for path in self._dir.iterdir():  # one upload at a time: its file
+            path.unlink()
+
 
 def _pieces(data: bytes) -> Iterator[bytes]:
     view = memoryview(data)
@@ -158,8 +170,9 @@ class MicforgeBench:
 
     def __init__(self, data_dir: Path, *, fsync: bool = True) -> None:
         config = Config.load({"data_dir": data_dir}, environ={})
-        # The default store, or the same LocalStore without fsync (see the docstring).
-        self._store = None if fsync else LocalStore(data_dir / "store-no-fsync", fsync=False)
+        # The default store (LocalStore, fsync on), or the same without fsync (see the
+        # docstring); built here so that each blob can be deleted once read.
+        self._store = LocalStore(data_dir / "store", fsync=fsync)
         self.services = build_services(config, store=self._store)
         user = self.services.auth.create_user("bench@example.com")
         _, token = self.services.auth.create_token(user.id, "bench")
@@ -193,12 +206,26 @@ class MicforgeBench:
         request = content_pb2.GetBlobRequest(project="bench", hash=hash_hex)
         return sum(len(c.data) for c in self.stub.GetBlob(request, metadata=self.metadata))
 
+    def discard(self, hash_hex: str) -> None:
+        """Delete a blob once it has been read (untimed; see _recycle_page_cache)."""
+        self._store.delete(keys.blob("bench", hash_hex))
+
     def close(self) -> None:
         self.channel.close()
         self.server.stop(None).wait()
         self.services.close()
-        if self._store is not None:
-            self._store.close()
+        self._store.close()
+
+
+# _recycle_page_cache: every server that writes deletes each blob once it has been
+# downloaded. On this VM (virtio-balloon with free page reporting) memory left
+# free for a couple of seconds goes back to the host, and the next page-cache
+# write into it pays a host page fault per page: the first run after the machine
+# sat idle measured every disk-writing server at about half speed (256 MiB
+# uploads at 24-37% of the echo, against 51-62% in the runs right after). Freed
+# at once, a blob's pages are reused by the next sample's writes instead. An
+# unsynced blob deleted before writeback is also never written at all, rather
+# than landing on whichever server fsyncs next.
 
 
 def _timed_mb_per_s(size_bytes: int, run: Callable[[], object]) -> tuple[float, object]:
@@ -230,11 +257,17 @@ def main(argv: list[str] | None = None) -> int:
         for mib in args.sizes_mib:
             size = mib * MiB
             repeat = args.repeat_small if mib < 16 else args.repeat_large
-            for _ in range(repeat):
+            # One untimed round first, for every server alike (first-touch costs:
+            # fresh memory, the store's directories; see also _recycle_page_cache).
+            for sample in range(-1, repeat):
                 # Fresh bytes per sample (a repeated upload would meet an
                 # existing blob); echo and micforge alternate so that both
                 # see the same background load (this machine is shared).
                 data = os.urandom(size)
+                # Each sample starts with nothing of the last one still on its way to
+                # disk (writeback, and the discards of deleted files on a `discard`
+                # mount), which otherwise lands on whichever server fsyncs next.
+                os.sync()
                 for name, bench in (
                     ("echo", echo),
                     ("micforge", ours),
@@ -246,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
                         size, lambda b=bench, k=key: b.download(k)
                     )
                     assert received == size
+                    bench.discard(key)
+                    if sample < 0:
+                        continue
                     rates.setdefault(("upload", size), {}).setdefault(name, []).append(up_rate)
                     rates.setdefault(("download", size), {}).setdefault(name, []).append(down_rate)
 
