@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 from collections.abc import Iterator
 
+import grpc
 import pytest
 import requests
 from werkzeug.serving import make_server
 
+from micforge.api.grpc.gen.micforge.v1 import content_pb2
 from micforge.api.rest import create_app
 from micforge.core import blob_hash
-from tests.grpc.conftest import CHUNK_BYTES, PROJECT, GrpcEnv
+from tests.grpc.conftest import CHUNK_BYTES, PROJECT, GrpcEnv, trailers
 
 
-@pytest.fixture
-def rest_url(env: GrpcEnv) -> Iterator[str]:
+@contextlib.contextmanager
+def _rest_over(env: GrpcEnv) -> Iterator[str]:
     """The REST app on a real loopback HTTP server, sharing the gRPC server's services."""
     app = create_app(env.config, services=env.services)
     http = make_server("127.0.0.1", 0, app, threaded=True)
@@ -27,6 +30,12 @@ def rest_url(env: GrpcEnv) -> Iterator[str]:
     finally:
         http.shutdown()
         thread.join(10)
+
+
+@pytest.fixture
+def rest_url(env: GrpcEnv) -> Iterator[str]:
+    with _rest_over(env) as url:
+        yield url
 
 
 SIZES = [0, 1, CHUNK_BYTES, 5 * CHUNK_BYTES + 17]
@@ -63,3 +72,32 @@ def test_put_by_rest_get_by_grpc(env: GrpcEnv, rest_url: str, size: int) -> None
     assert b"".join(c.data for c in chunks) == data
     # And gRPC sees it as already stored.
     assert not env.put_blob(data).created
+
+
+@pytest.mark.parametrize("spent_over", ["rest", "grpc"])
+def test_one_token_budget_covers_both_protocols(make_grpc_env, spent_over: str) -> None:
+    # A token may not get twice the limit by calling both: REST and gRPC over the
+    # same services spend from one bucket per token (docs/api.md).
+    env = make_grpc_env(rate_limit_per_minute=3)
+    head = content_pb2.GetHeadRequest(project=PROJECT)
+    with _rest_over(env) as url:
+        auth = {"Authorization": f"Bearer {env.tokens['owner']}"}
+
+        def by_rest() -> int:
+            return requests.get(url, headers=auth, timeout=30).status_code  # the project
+
+        def by_grpc() -> None:
+            env.content.GetHead(head, metadata=env.auth())
+
+        for _ in range(3):
+            if spent_over == "rest":
+                assert by_rest() == 200
+            else:
+                by_grpc()
+        if spent_over == "rest":
+            with pytest.raises(grpc.RpcError) as raised:
+                by_grpc()
+            assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert trailers(raised.value)["mic-error-code"] == "rate_limited"
+        else:
+            assert by_rest() == 429

@@ -18,6 +18,7 @@ from micforge.service.history import History
 from micforge.service.landing import LandingService
 from micforge.service.metrics import Metrics
 from micforge.service.projects import ProjectService
+from micforge.service.ratelimit import RateLimiter
 from micforge.service.sessions import SessionService, SessionStore, SyncHlc
 from micforge.storage import CachedStore, Store, open_backend
 
@@ -37,6 +38,9 @@ class Services:
     content: ContentService
     projects: ProjectService
     history: History
+    # One per Services: REST and gRPC over the same services spend from the same
+    # per-token buckets.
+    rate_limiter: RateLimiter
     _pool: ThreadPoolExecutor
     _owned: tuple
 
@@ -93,6 +97,7 @@ def build_services(
         content=content,
         projects=projects,
         history=history,
+        rate_limiter=RateLimiter(config.rate_limit_per_minute),
         _pool=pool,
         _owned=tuple(owned),
     )

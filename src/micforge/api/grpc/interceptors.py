@@ -26,8 +26,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from micforge.errors import Conflict, MicError, RateLimited, Unauthorized
 
 if TYPE_CHECKING:
-    from micforge.api.rest.auth import RateLimiter
     from micforge.auth import TokenInfo, User
+    from micforge.service.ratelimit import RateLimiter
 
 log = logging.getLogger("micforge.grpc")
 

@@ -18,10 +18,6 @@ from micforge.api.grpc.gen.micforge.v1 import (
 from micforge.api.grpc.interceptors import RpcMetrics, default_interceptors
 from micforge.api.grpc.servicers import ContentServicer, SessionServicer
 
-# REST's per-token token bucket, reused rather than duplicated (api.grpc may
-# import api.rest: it sits below it in the layer list of docs/architecture.md).
-from micforge.api.rest.auth import RateLimiter
-
 if TYPE_CHECKING:
     from micforge.config import Config
     from micforge.service import Services
@@ -52,7 +48,7 @@ def build_grpc_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="micforge-grpc"),
         interceptors=default_interceptors(
-            metrics, services.auth.authenticate, RateLimiter(config.rate_limit_per_minute)
+            metrics, services.auth.authenticate, services.rate_limiter
         ),
         options=[
             ("grpc.max_receive_message_length", receive_max_bytes),

@@ -1,8 +1,9 @@
 """The Flask application factory: ``create_app(config, services=...)``.
 
-Nothing is configured at import time. Each call builds its own app, rate
-limiter and HTTP metrics (on the services' own Prometheus registry), so any
-number of apps live side by side in one process, as the tests do.
+Nothing is configured at import time. Each call builds its own app and HTTP
+metrics (on the services' own Prometheus registry), and takes its rate limiter
+from the services (shared with a gRPC server over them), so any number of apps
+live side by side in one process, as the tests do.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from micforge.api.rest import (
     service,
     sessions,
 )
-from micforge.api.rest.auth import RateLimiter
 from micforge.api.rest.inputs import check_content_length
 from micforge.api.rest.observe import HttpMetrics, RequestObserver
 from micforge.config import Config
 from micforge.errors import InvalidRequest
+from micforge.service.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from micforge.service import Services
@@ -79,7 +80,7 @@ def create_app(config: Config, *, services: Services | None = None) -> Flask:
     state = AppState(
         config=config,
         services=services,
-        limiter=RateLimiter(config.rate_limit_per_minute),
+        limiter=services.rate_limiter,
         http_metrics=HttpMetrics(services.metrics.registry),
     )
     app.extensions["micforge"] = state
