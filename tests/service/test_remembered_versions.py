@@ -218,3 +218,25 @@ def test_a_session_write_of_unknown_outcome_is_not_applied_twice(
     w.services.sessions.record_decision(w.owner, w.project, sid, "second")
     view = w.services.sessions.get(w.owner, w.project, sid)
     assert len(view["decisions"]) + len(view["conversation"]) == 2
+
+
+def test_what_a_process_remembers_per_project_is_bounded(tmp_path) -> None:
+    """A server may see any number of projects: the hints it keeps per project are
+    dropped least recently used first, and a dropped hint is only a read more."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from micforge.service.history import History
+    from micforge.service.metrics import Metrics
+    from micforge.storage import LocalStore
+
+    with ThreadPoolExecutor(1) as pool:
+        history = History(LocalStore(tmp_path), Metrics(), pool, projects_remembered_max=2)
+        history.saw("a", 1)
+        history.saw("b", 2)
+        history.saw("a", 1)  # a is now the most recently used
+        history.saw("c", 3)
+        assert (history.seen("a"), history.seen("b"), history.seen("c")) == (1, None, 3)
+        for project in ("a", "b", "c"):
+            assert history.read_head(project).position == 0  # no head yet: the empty one
+        assert list(history._heads) == ["b", "c"]  # a's head version, the oldest, went
+        assert len(history._seen) == 2

@@ -20,8 +20,10 @@ Two things are remembered per project, both safe to be stale:
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from micforge.core import (
     Bloom,
@@ -51,14 +53,30 @@ class HeadHint:
     etag: str | None  # None: no head object yet
 
 
+# Projects whose seen position and head version one process remembers; the least
+# recently used are forgotten past this (each is a hint: forgetting costs a read).
+PROJECTS_REMEMBERED_MAX = 10_000
+
+
 class History:
-    def __init__(self, store: Store, metrics: Metrics, pool: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        store: Store,
+        metrics: Metrics,
+        pool: ThreadPoolExecutor,
+        *,
+        projects_remembered_max: int = PROJECTS_REMEMBERED_MAX,
+    ) -> None:
         self._store = store
         self._metrics = metrics
         self._pool = pool
         self._lock = threading.Lock()
-        self._seen: dict[str, int] = {}  # project -> highest position seen to exist
-        self._heads: dict[str, HeadHint] = {}  # project -> head version last read/written
+        self._remembered_max = projects_remembered_max
+        # project -> highest position seen to exist; project -> head version last
+        # read or written. Least recently used first; both bounded (a server may
+        # host any number of projects over its life).
+        self._seen: OrderedDict[str, int] = OrderedDict()
+        self._heads: OrderedDict[str, HeadHint] = OrderedDict()
 
     # -- what this process has seen -------------------------------------------------------
 
@@ -67,9 +85,11 @@ class History:
         with self._lock:
             if position > self._seen.get(project, 0):
                 self._seen[project] = position
+            self._touch(self._seen, project)
 
     def seen(self, project: str) -> int | None:
-        """The highest position this process has seen exist; None if it never looked."""
+        """The highest position this process has seen exist; None if it never looked
+        (or looked so long ago, among so many projects, that it forgot)."""
         with self._lock:
             return self._seen.get(project)
 
@@ -78,7 +98,16 @@ class History:
             known = self._heads.get(project)
             if known is None or hint.position >= known.position:
                 self._heads[project] = hint
+            self._touch(self._heads, project)
         self.saw(project, hint.position)
+
+    def _touch(self, remembered: OrderedDict[str, Any], project: str) -> None:
+        """Mark ``project`` used (it must be in ``remembered``); forget the least recently
+        used past the bound. Under ``self._lock``."""
+        if project in remembered:
+            remembered.move_to_end(project)
+        while len(remembered) > self._remembered_max:
+            remembered.popitem(last=False)
 
     # -- head and tip ---------------------------------------------------------------------
 
