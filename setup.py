@@ -2,7 +2,7 @@
 
 `pip install -e .` and `python -m build --wheel` both run build_py, which runs
 `python -m ziglang build -Doptimize=ReleaseSafe` and copies the shared library
-and its header into ``micforge/core/_native/``: in the source tree for an
+and its header into ``micforge/core/native-lib/``: in the source tree for an
 editable install, in build_lib for a wheel (so the wheel carries them). The
 binding (``micforge/core/_ffi.py``) loads them from beside itself.
 """
@@ -25,7 +25,9 @@ except ImportError:  # pragma: no cover
 from setuptools.dist import Distribution
 
 ROOT = Path(__file__).resolve().parent
-NATIVE_REL = Path("micforge") / "core" / "_native"
+# Not an identifier, so that setuptools does not take the directory for a package
+# that package discovery missed (it is created during the build).
+NATIVE_REL = Path("micforge") / "core" / "native-lib"
 LIBRARY_NAMES = {"darwin": "libmic_core.dylib", "win32": "mic_core.dll"}
 
 

@@ -2,7 +2,7 @@
 
 The cdef is read from the same header C callers use (the part between the
 MIC_CDEF markers), so the two cannot drift. The library and a copy of the
-header live in ``_native/`` beside this file: the package build places them
+header live in ``native-lib/`` beside this file: the package build places them
 there (``setup.py``), so nothing is looked up through environment variables.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cffi import FFI
 
-NATIVE_DIR = Path(__file__).resolve().parent / "_native"
+NATIVE_DIR = Path(__file__).resolve().parent / "native-lib"
 HEADER_NAME = "mic_core.h"
 _CDEF_BEGIN = "/* MIC_CDEF_BEGIN */"
 _CDEF_END = "/* MIC_CDEF_END */"
