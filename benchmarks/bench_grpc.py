@@ -14,9 +14,9 @@ it in both directions.
 Each sample uploads fresh random bytes (incompressible: the worst case for
 the encoding pass) and downloads them again, through every server in turn, so
 all see the same background load; the table shows medians. One untimed round
-comes first. Between samples (untimed) each server deletes what it stored and
-the page cache is synced, so that no sample pays for another's writeback (see
-_recycle_page_cache).
+comes first. Untimed, each server deletes what it stored once read, and the
+page cache is synced before each upload, so that no server pays for another's
+writeback (see _recycle_page_cache).
 
 The process's allocator is set up as `micforge serve` sets up its own
 (src/micforge/api/allocator.py: glibc keeps buffers up to 16 MiB on the heap);
@@ -264,16 +264,17 @@ def main(argv: list[str] | None = None) -> int:
                 # existing blob); echo and micforge alternate so that both
                 # see the same background load (this machine is shared).
                 data = os.urandom(size)
-                # Each sample starts with nothing of the last one still on its way to
-                # disk (writeback, and the discards of deleted files on a `discard`
-                # mount), which otherwise lands on whichever server fsyncs next.
-                os.sync()
                 for name, bench in (
                     ("echo", echo),
                     ("micforge", ours),
                     ("no fsync", unsynced),
                     ("durable echo", durable_echo),
                 ):
+                    # Each server starts with nothing of the one before still on its way
+                    # to disk (writeback, and the discards of deleted files on a `discard`
+                    # mount), which otherwise lands on whichever server fsyncs next: once
+                    # per sample, the durable echo paid for micforge's deleted blob.
+                    os.sync()
                     up_rate, key = _timed_mb_per_s(size, lambda b=bench, d=data: b.upload(d))
                     down_rate, received = _timed_mb_per_s(
                         size, lambda b=bench, k=key: b.download(k)
