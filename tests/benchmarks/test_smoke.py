@@ -42,3 +42,8 @@ def test_benchmark_runs(script: str, args: list[str], expected: str, tmp_path: P
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert expected in result.stdout, result.stdout[-2000:]
+
+
+def test_every_benchmark_script_has_a_smoke_run() -> None:
+    scripts = {path.name for path in BENCHMARKS.glob("bench_*.py")}
+    assert scripts == {script for script, _, _ in RUNS}
