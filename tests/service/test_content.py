@@ -125,3 +125,34 @@ def test_project_views(world: World) -> None:
     assert [v["id"] for v in p.list(w.stranger)] == ["fresh-project"]
     with pytest.raises(NotFound):
         p.get(w.stranger, w.project)
+
+
+def test_a_project_listing_reads_the_heads_in_parallel_and_keeps_their_order(
+    make_world,
+) -> None:
+    """Each listed project costs a head read; on S3 one after another would add up.
+    Every head read here waits at a barrier that only lets all of them through at
+    once: one after another, it breaks instead."""
+    import threading
+
+    from .wrappers import CountingStore
+
+    class BarrierStore(CountingStore):
+        barrier: threading.Barrier | None = None
+
+        def get(self, key: str) -> tuple[bytes, str]:
+            if self.barrier is not None and key.endswith("/head"):
+                self.barrier.wait(timeout=10)
+            return super().get(key)
+
+    w = make_world(wrap=BarrierStore)
+    names = ["proj-c", "proj-a", "proj-d", "proj-b"]
+    for name in names:
+        w.services.projects.create(w.stranger, name)
+    listed_before = [v["id"] for v in w.services.projects.list(w.stranger)]
+
+    w.store.barrier = threading.Barrier(len(names))
+    views = w.services.projects.list(w.stranger)
+    assert not w.store.barrier.broken
+    assert [v["id"] for v in views] == listed_before and sorted(listed_before) == sorted(names)
+    assert all(v["head"]["position"] == 0 for v in views)

@@ -24,6 +24,9 @@ from micforge.storage import CachedStore, Store, open_backend
 
 # Parallel object-store reads/writes per Services (object stores are latency-bound).
 IO_THREADS = 16
+# Project listings read each project's head on a pool of their own: those reads
+# may use the I/O pool themselves (History.tip), so sharing it could deadlock.
+LISTING_THREADS = 8
 
 
 @dataclass
@@ -42,9 +45,11 @@ class Services:
     # per-token buckets.
     rate_limiter: RateLimiter
     _pool: ThreadPoolExecutor
+    _listing_pool: ThreadPoolExecutor
     _owned: tuple
 
     def close(self) -> None:
+        self._listing_pool.shutdown(wait=True)
         self._pool.shutdown(wait=True)
         for resource in self._owned:
             resource.close()
@@ -77,6 +82,9 @@ def build_services(
     metrics = Metrics()
     metrics.watch_cache(lambda: cached.stats)
     pool = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="micforge-io")
+    listing_pool = ThreadPoolExecutor(
+        max_workers=LISTING_THREADS, thread_name_prefix="micforge-listing"
+    )
     authorizer = Authorizer(auth_db)
     hlc = SyncHlc()
     history = History(cached, metrics, pool)
@@ -85,7 +93,7 @@ def build_services(
     sessions = SessionService(config, cached, authorizer, blobs, history, session_store, hlc)
     landing = LandingService(config, cached, authorizer, history, session_store, hlc, metrics, pool)
     content = ContentService(authorizer, history, blobs, auth_db)
-    projects = ProjectService(auth_db, authorizer, content)
+    projects = ProjectService(auth_db, authorizer, content, listing_pool)
     return Services(
         config=config,
         store=cached,
@@ -99,6 +107,7 @@ def build_services(
         history=history,
         rate_limiter=RateLimiter(config.rate_limit_per_minute),
         _pool=pool,
+        _listing_pool=listing_pool,
         _owned=tuple(owned),
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from micforge import validate
 from micforge.auth import Role, User
 from micforge.errors import InvalidRequest
@@ -12,10 +14,18 @@ ROLE_BY_NAME = {"read": Role.READ, "write": Role.WRITE, "owner": Role.OWNER}
 
 
 class ProjectService:
-    def __init__(self, auth, authorizer: Authorizer, content: ContentService) -> None:
+    def __init__(
+        self,
+        auth,
+        authorizer: Authorizer,
+        content: ContentService,
+        listing_pool: ThreadPoolExecutor,
+    ) -> None:
         self._auth = auth
         self._authz = authorizer
         self._content = content
+        # Not the services' I/O pool: a head read may use that one itself.
+        self._listing_pool = listing_pool
 
     def _view(self, project_id: str) -> dict:
         return {"id": project_id, "head": self._content.head_unchecked(project_id)}
@@ -30,7 +40,13 @@ class ProjectService:
         return self._view(project_id)
 
     def list(self, user: User) -> list[dict]:
-        return [self._view(p.id) for p in self._auth.list_projects(user.id)]
+        """The projects ``user`` can read, each with its head; the heads are read in
+        parallel (one store read or more each: a listing of many projects on S3
+        would otherwise wait for them one after another)."""
+        ids = [p.id for p in self._auth.list_projects(user.id)]
+        if len(ids) < 2:
+            return [self._view(project_id) for project_id in ids]
+        return list(self._listing_pool.map(self._view, ids))
 
     def set_member(self, user: User, project_id: str, member_id: str, role: object) -> dict:
         self._authz.require(user, project_id, Role.OWNER)
