@@ -207,7 +207,7 @@ class _PreparedSelect:
         sql, params = query.sql()
         self._sql = sql
         self._order = [names.index(param) for param in params]
-        self._converters = [field.python_value for field in query._returning]
+        self._converters = [field.python_value for field in query.selected_columns]
 
     def first(self, db: peewee.Database, *values: object) -> tuple | None:
         row = db.execute_sql(self._sql, [values[i] for i in self._order]).fetchone()
