@@ -907,6 +907,9 @@ def main(argv: list[str] | None = None) -> int:
         help="landing_backoff_cap_ms (default: Config's)",
     )
     args = parser.parse_args(argv)
+    # The planted conflict sits at history // 2 + 17, which must lie inside the history.
+    if too_short := [h for h in args.history if h // 2 + 17 > h]:
+        parser.error(f"--history lengths must be at least 34, got {too_short}")
     overrides = {
         "landing_backoff_base_ms": args.backoff_base_ms,
         "landing_backoff_cap_ms": args.backoff_cap_ms,
