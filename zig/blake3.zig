@@ -42,12 +42,12 @@ comptime {
     assert(chunk_blocks * block_bytes == chunk_bytes);
 }
 
-const flag_chunk_start: u32 = 1 << 0;
-const flag_chunk_end: u32 = 1 << 1;
-const flag_parent: u32 = 1 << 2;
-const flag_root: u32 = 1 << 3;
+pub const flag_chunk_start: u32 = 1 << 0;
+pub const flag_chunk_end: u32 = 1 << 1;
+pub const flag_parent: u32 = 1 << 2;
+pub const flag_root: u32 = 1 << 3;
 
-const iv = [8]u32{ 0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A, 0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19 };
+pub const iv = [8]u32{ 0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A, 0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19 };
 
 /// Message word order of each of the 7 rounds.
 const schedule = [7][16]u8{
@@ -141,12 +141,15 @@ inline fn g(comptime V: type, s: *[16]V, comptime a: usize, comptime b: usize, c
     s[b] = rotr(V, s[b] ^ s[c], 7);
 }
 
-fn compressWide(comptime V: type, cv: [8]V, m: *const [16]V, counter_low: V, counter_high: V, flags: u32) [8]V {
+/// One compression per lane, each lane with its own counter, block length and
+/// flags; returns the chaining values (the first 8 output words) per lane. Also
+/// the kernel of path_hash_many.zig, whose lanes are separate short inputs.
+pub fn compressWide(comptime V: type, cv: [8]V, m: *const [16]V, counter_low: V, counter_high: V, block_len: V, flags: V) [8]V {
     var s: [16]V = .{
-        cv[0],         cv[1],         cv[2],               cv[3],
-        cv[4],         cv[5],         cv[6],               cv[7],
-        @splat(iv[0]), @splat(iv[1]), @splat(iv[2]),       @splat(iv[3]),
-        counter_low,   counter_high,  @splat(block_bytes), @splat(flags),
+        cv[0],         cv[1],         cv[2],         cv[3],
+        cv[4],         cv[5],         cv[6],         cv[7],
+        @splat(iv[0]), @splat(iv[1]), @splat(iv[2]), @splat(iv[3]),
+        counter_low,   counter_high,  block_len,     flags,
     };
     inline for (schedule) |sigma| {
         g(V, &s, 0, 4, 8, 12, m[sigma[0]], m[sigma[1]]);
@@ -240,7 +243,7 @@ fn chunkCvsWide(comptime lanes: comptime_int, chunks: *const [lanes]*const [chun
         if (block_index == 0) flags |= flag_chunk_start;
         if (block_index == chunk_blocks - 1) flags |= flag_chunk_end;
         const m = chunkMessage(lanes, chunks, block_index);
-        cv = compressWide(V, cv, &m, counter_low, counter_high, flags);
+        cv = compressWide(V, cv, &m, counter_low, counter_high, @splat(block_bytes), @splat(flags));
     }
     return cv;
 }
@@ -286,7 +289,7 @@ fn parentCvsWide(comptime lanes: comptime_int, columns: *const Columns, first_le
     }
     var cv: [8]V = undefined;
     inline for (0..8) |w| cv[w] = @splat(iv[w]);
-    return compressWide(V, cv, &m, @splat(0), @splat(0), flag_parent);
+    return compressWide(V, cv, &m, @splat(0), @splat(0), @splat(block_bytes), @splat(flag_parent));
 }
 
 fn laneChunks(comptime lanes: comptime_int, chunks: []const u8, first: usize, count: usize) [lanes]*const [chunk_bytes]u8 {

@@ -2,73 +2,20 @@
 //! 16 bytes, computed in SIMD lanes (one path per lane).
 //!
 //! Why: a bloom of thousands of paths spends nearly all its time hashing short
-//! inputs, and the std BLAKE3 hasher works on one input at a time. Paths fit in
-//! one BLAKE3 chunk (<= 1024 bytes with the prefix), so each lane is a plain
-//! chain of block compressions; lanes with fewer blocks are masked. Longer keys
-//! fall back to hash.pathHash. Equality with hash.pathHash is tested below.
+//! inputs, and a BLAKE3 hasher works on one input at a time. Paths fit in one
+//! BLAKE3 chunk (<= 1024 bytes with the prefix), so each lane is a plain chain
+//! of block compressions (blake3.zig's lane kernel, counter 0); lanes with fewer
+//! blocks are masked. Longer keys fall back to hash.pathHash. Equality with
+//! hash.pathHash is tested below.
 const std = @import("std");
 const hash = @import("hash.zig");
+const blake3 = @import("blake3.zig");
 
-pub const lanes = @min(16, @max(4, std.simd.suggestVectorLength(u32) orelse 4));
+pub const lanes = blake3.lanes_max;
 const V = @Vector(lanes, u32);
-const chunk_bytes = 1024;
-const block_bytes = 64;
+const block_bytes = blake3.block_bytes;
 /// Longest key hashed in lanes: prefix + key must fit one chunk.
-pub const lane_key_bytes_max = chunk_bytes - hash.path_prefix.len;
-
-const chunk_start: u32 = 1;
-const chunk_end: u32 = 2;
-const root: u32 = 8;
-
-const iv = [8]u32{ 0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A, 0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19 };
-
-const schedule = [7][16]u8{
-    .{ 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 },
-    .{ 2, 6, 3, 10, 7, 0, 4, 13, 1, 11, 12, 5, 9, 14, 15, 8 },
-    .{ 3, 4, 10, 12, 13, 2, 7, 14, 6, 5, 9, 0, 11, 15, 8, 1 },
-    .{ 10, 7, 12, 9, 14, 3, 13, 15, 4, 0, 11, 2, 5, 8, 1, 6 },
-    .{ 12, 13, 9, 11, 15, 10, 14, 8, 7, 2, 5, 3, 0, 1, 6, 4 },
-    .{ 9, 14, 11, 5, 8, 12, 15, 1, 13, 3, 0, 10, 2, 6, 4, 7 },
-    .{ 11, 15, 5, 0, 1, 9, 8, 6, 14, 10, 2, 12, 3, 4, 7, 13 },
-};
-
-inline fn rotr(v: V, comptime n: comptime_int) V {
-    return (v >> @splat(n)) | (v << @splat(32 - n));
-}
-
-inline fn g(s: *[16]V, comptime a: usize, comptime b: usize, comptime c: usize, comptime d: usize, x: V, y: V) void {
-    s[a] +%= s[b] +% x;
-    s[d] = rotr(s[d] ^ s[a], 16);
-    s[c] +%= s[d];
-    s[b] = rotr(s[b] ^ s[c], 12);
-    s[a] +%= s[b] +% y;
-    s[d] = rotr(s[d] ^ s[a], 8);
-    s[c] +%= s[d];
-    s[b] = rotr(s[b] ^ s[c], 7);
-}
-
-/// One compression per lane with counter 0; returns the first 8 output words.
-fn compress(cv: [8]V, m: [16]V, block_len: V, flags: V) [8]V {
-    var s: [16]V = .{
-        cv[0],         cv[1],         cv[2],         cv[3],
-        cv[4],         cv[5],         cv[6],         cv[7],
-        @splat(iv[0]), @splat(iv[1]), @splat(iv[2]), @splat(iv[3]),
-        @splat(0),     @splat(0),     block_len,     flags,
-    };
-    inline for (schedule) |sigma| {
-        g(&s, 0, 4, 8, 12, m[sigma[0]], m[sigma[1]]);
-        g(&s, 1, 5, 9, 13, m[sigma[2]], m[sigma[3]]);
-        g(&s, 2, 6, 10, 14, m[sigma[4]], m[sigma[5]]);
-        g(&s, 3, 7, 11, 15, m[sigma[6]], m[sigma[7]]);
-        g(&s, 0, 5, 10, 15, m[sigma[8]], m[sigma[9]]);
-        g(&s, 1, 6, 11, 12, m[sigma[10]], m[sigma[11]]);
-        g(&s, 2, 7, 8, 13, m[sigma[12]], m[sigma[13]]);
-        g(&s, 3, 4, 9, 14, m[sigma[14]], m[sigma[15]]);
-    }
-    var out: [8]V = undefined;
-    inline for (0..8) |i| out[i] = s[i] ^ s[i + 8];
-    return out;
-}
+pub const lane_key_bytes_max = blake3.chunk_bytes - hash.path_prefix.len;
 
 /// Hashes up to `lanes` keys, each at most lane_key_bytes_max bytes.
 fn hashLanes(keys: []const []const u8, out: [][hash.path_hash_bytes]u8) void {
@@ -83,7 +30,7 @@ fn hashLanes(keys: []const []const u8, out: [][hash.path_hash_bytes]u8) void {
         max_blocks = @max(max_blocks, blocks[lane]);
     }
     var cv: [8]V = undefined;
-    inline for (0..8) |i| cv[i] = @splat(iv[i]);
+    inline for (0..8) |i| cv[i] = @splat(blake3.iv[i]);
     var block_index: u32 = 0;
     while (block_index < max_blocks) : (block_index += 1) {
         var words: [16][lanes]u32 = @splat(@splat(0));
@@ -108,12 +55,12 @@ fn hashLanes(keys: []const []const u8, out: [][hash.path_hash_bytes]u8) void {
             }
             for (0..16) |w| words[w][lane] = std.mem.readInt(u32, block[w * 4 ..][0..4], .little);
             block_len[lane] = @intCast(end - start);
-            flags[lane] = (if (block_index == 0) chunk_start else 0) |
-                (if (block_index + 1 == blocks[lane]) chunk_end | root else 0);
+            flags[lane] = (if (block_index == 0) blake3.flag_chunk_start else 0) |
+                (if (block_index + 1 == blocks[lane]) blake3.flag_chunk_end | blake3.flag_root else 0);
         }
         var m: [16]V = undefined;
         inline for (0..16) |w| m[w] = words[w];
-        const next = compress(cv, m, block_len, flags);
+        const next = blake3.compressWide(V, cv, &m, @splat(0), @splat(0), block_len, flags);
         const mask: @Vector(lanes, bool) = active;
         inline for (0..8) |i| cv[i] = @select(u32, mask, next[i], cv[i]);
     }
