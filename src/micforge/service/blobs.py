@@ -142,20 +142,12 @@ class BlobService:
         if announced_key is not None and self._store.head(announced_key) is not None:
             # The project has it already: check that the bytes are what was announced,
             # but write nothing (no temp file, no S3 parts only to be thrown away).
-            digest = self._hash_only(chunks, size_bytes)
-            if digest.hex() != expected_hash:
-                raise InvalidRequest(
-                    f"content hashes to {digest.hex()}, not the announced {expected_hash}",
-                    hash=digest.hex(),
-                )
+            _check_announced(self._hash_only(chunks, size_bytes), expected_hash)
             return {"hash": expected_hash, "size": size_bytes}, False
         with self._store.open_writer(announced_key, head_bytes=HEADER_BYTES) as writer:
             digest = self._compress_into(writer, chunks, size_bytes)
-            if expected_hash is not None and digest.hex() != expected_hash:
-                raise InvalidRequest(
-                    f"content hashes to {digest.hex()}, not the announced {expected_hash}",
-                    hash=digest.hex(),
-                )
+            if expected_hash is not None:
+                _check_announced(digest, expected_hash)
             key = keys.blob(project, digest.hex())
             view = {"hash": digest.hex(), "size": size_bytes}
             if self._store.head(key) is not None:
@@ -321,6 +313,14 @@ def _encoding(size_bytes: int, *, sample: bytes) -> str:
 def _compressed_ratio(sample: bytes) -> float:
     """zstd's output size over the input size for ``sample`` (not empty)."""
     return len(zstandard.ZstdCompressor(level=_SAMPLE_LEVEL).compress(sample)) / len(sample)
+
+
+def _check_announced(digest: bytes, expected_hash: str) -> None:
+    if digest.hex() != expected_hash:
+        raise InvalidRequest(
+            f"content hashes to {digest.hex()}, not the announced {expected_hash}",
+            hash=digest.hex(),
+        )
 
 
 def _exactly(chunks: Iterable[bytes], size_bytes: int) -> Iterator[bytes]:
