@@ -237,7 +237,7 @@ class LocalStore:
             # The data is written and fsynced before taking the lock, so the
             # lock is held only for compare + rename.
             etag = self._write_temp(temp, source, size_bytes, key)
-            self._publish(temp, key, if_match=if_match, if_none_match=if_none_match)
+            self._publish(temp, key, path, if_match=if_match, if_none_match=if_none_match)
             return etag
         except OSError as exc:
             raise StorageUnavailable(f"writing {key}: {exc}") from exc
@@ -275,10 +275,12 @@ class LocalStore:
         except NotADirectoryError as exc:
             raise StoreError(f"cannot create {key}: a parent is not a directory") from exc
 
-    def _publish(self, temp: Path, key: str, *, if_match: str | None, if_none_match: bool) -> None:
-        """Rename the fsynced ``temp`` over ``key``'s file under its lock stripe, if the
-        condition holds, then fsync the directory. The parent directory must exist."""
-        path = self._path(key)
+    def _publish(
+        self, temp: Path, key: str, path: Path, *, if_match: str | None, if_none_match: bool
+    ) -> None:
+        """Rename the fsynced ``temp`` over ``path`` (``key``'s file) under its lock
+        stripe, if the condition holds, then fsync the directory. The parent
+        directory must exist."""
         with self._locked(key):
             if if_none_match or if_match is not None:
                 current = self.head(key)
@@ -464,7 +466,9 @@ class LocalWriter:
                 self._close_fd()
                 path = self._store._path(key)
                 self._store._make_parent(path, key)
-                self._store._publish(self._temp, key, if_match=None, if_none_match=if_none_match)
+                self._store._publish(
+                    self._temp, key, path, if_match=None, if_none_match=if_none_match
+                )
             except OSError as exc:
                 raise StorageUnavailable(f"writing {key}: {exc}") from exc
             self._finished = True
@@ -538,9 +542,9 @@ class _BackgroundWrites:
     stops it; ``put`` and ``close`` raise it.
 
     Each side wakes the other only when it has work for it: the thread once
-    ``BACKGROUND_WAKE_BYTES`` have queued up (or when ``put`` waits for room, or at
-    close), ``put`` when it waits for room. A blob arrives as thousands of pieces, and a wake-up per piece cost as
-    much as writing them."""
+    ``BACKGROUND_WAKE_BYTES`` have queued up (or when ``put`` waits for room, or
+    at close), ``put`` when it waits for room. A blob arrives as thousands of
+    pieces, and a wake-up per piece cost as much as writing them."""
 
     def __init__(self, write_pieces: Callable[[list[bytes | memoryview]], None]) -> None:
         self._write_pieces = write_pieces
