@@ -127,9 +127,8 @@ class History:
         instead of a HEAD: the same one request, and a lander needs the records past its
         base for the conflict check anyway."""
         if fetch:
-            found = self.find(project, position) is not None
-        else:
-            found = self._store.head(keys.log(project, position)) is not None
+            return self.find(project, position) is not None  # find() notes what it saw
+        found = self._store.head(keys.log(project, position)) is not None
         if found:
             self.saw(project, position)
         return found
