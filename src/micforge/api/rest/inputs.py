@@ -128,8 +128,8 @@ def choice(value: object, allowed: tuple[str, ...], what: str) -> str:
 def query_int(
     name: str, *, default: int | None = None, minimum: int = 0, maximum: int = POSITION_MAX
 ) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":  # empty is absent (allowEmptyValue in the OpenAPI document)
+    raw = query_str(name)
+    if raw is None:
         return default
     # int() would accept " 7", "+7" and "7_0"; the contract is plain decimal digits.
     if not raw.isascii() or not raw.isdigit():
@@ -147,7 +147,8 @@ def query_limit(default: int) -> int:
 
 
 def query_str(name: str) -> str | None:
-    """A free-form string parameter (a cursor): absent or empty is None."""
+    """A free-form string parameter (a cursor): absent or empty is None (empty is
+    absent for every parameter: allowEmptyValue in the OpenAPI document)."""
     raw = request.args.get(name)
     return None if raw is None or raw == "" else raw
 
