@@ -559,10 +559,8 @@ class AuthDB:
         now_ms = self._now_ms()
         with self._session():
             found = self._select_token.first(self._db, lookup_hash)
-            if found is None:
-                raise Unauthorized("unknown token")
-            row = _TokenRow(*found)
-            if not hmac.compare_digest(row.secret_hash, lookup_hash):
+            row = None if found is None else _TokenRow(*found)
+            if row is None or not hmac.compare_digest(row.secret_hash, lookup_hash):
                 raise Unauthorized("unknown token")
             if row.revoked_at is not None:
                 raise Unauthorized("token revoked")
