@@ -418,14 +418,19 @@ class Operations(Sequence[Operation]):
 
     def _list(self) -> list[Operation]:
         if self._items is None:
-            data, n = self._data, self._n
-            kinds = data[self._kinds_at : self._kinds_at + n]
-            modes = data[self._modes_at : self._modes_at + n]
-            sizes = struct.unpack_from(f"<{n}Q", data, self._sizes_at)
-            hashes_at, hashes_len = self._hashes
-            hashes = _blob_hashes(data, hashes_at, hashes_len // HASH_BYTES, kinds)
+            kinds, modes, sizes, hashes, _ = self._columns()
+            blob_hashes = _blob_hashes(hashes, 0, len(hashes) // HASH_BYTES, kinds)
             # map() over the columns: building the objects is most of the cost.
-            self._items = list(map(Operation, kinds, self.paths, hashes, modes, sizes))
+            self._items = list(
+                map(
+                    Operation,
+                    kinds,
+                    self.paths,
+                    blob_hashes,
+                    modes,
+                    struct.unpack(f"<{self._n}Q", sizes),
+                )
+            )
         return self._items
 
     @overload
