@@ -186,3 +186,69 @@ def test_list_matches_the_s3_model(
     if limit is not None:
         expected = expected[:limit]
     assert store.list(prefix, start_after=start_after, limit=limit) == expected
+
+
+def _durability_trace(monkeypatch: pytest.MonkeyPatch, root: Path) -> list[tuple[str, str]]:
+    """Record, in order, each mkdir, each fsync (of which path) and each rename into
+    place, as paths relative to ``root``."""
+    trace: list[tuple[str, str]] = []
+    real_fsync, real_replace, real_mkdir = os.fsync, os.replace, os.mkdir
+
+    def name(path: str | Path) -> str:
+        return os.path.relpath(path, root)
+
+    def fsync(fd: int) -> None:
+        trace.append(("fsync", name(os.readlink(f"/proc/self/fd/{fd}"))))
+        real_fsync(fd)
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        real_replace(src, dst)
+        trace.append(("rename", name(dst)))
+
+    def mkdir(path: str | Path, mode: int = 0o777) -> None:
+        real_mkdir(path, mode)
+        trace.append(("mkdir", name(path)))
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return trace
+
+
+@pytest.mark.parametrize("how", ["put", "writer"])
+def test_a_write_is_durable_before_it_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """Before the rename: the file's data, and every directory the write created
+    (its parent fsynced). After it: the directory holding the new entry. One
+    fsync per created directory, and the file's first, so that a journaling
+    filesystem commits the mkdirs with it."""
+    store = LocalStore(tmp_path)
+    store.put("a/old", b"x")  # "a" exists; "a/b" and "a/b/c" do not
+    objects = tmp_path / "objects"
+    trace = _durability_trace(monkeypatch, objects)
+    if how == "put":
+        store.put("a/b/c/k", b"data")
+    else:
+        with store.open_writer() as writer:
+            writer.write(b"data")
+            writer.commit("a/b/c/k")
+    assert trace[:2] == [("mkdir", "a/b"), ("mkdir", "a/b/c")], trace
+    assert len(trace) == 7, trace
+    first, *dirs, rename, last = trace[2:]
+    assert first[0] == "fsync" and first[1].startswith(("a/b/c/.tmp-", ".tmp-")), trace
+    assert sorted(dirs) == [("fsync", "a"), ("fsync", "a/b")], trace
+    assert rename == ("rename", "a/b/c/k.mfo")
+    assert last == ("fsync", "a/b/c")
+    assert store.get("a/b/c/k")[0] == b"data"
+
+
+def test_a_write_into_existing_directories_fsyncs_the_file_and_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalStore(tmp_path)
+    store.put("a/b/old", b"x")
+    trace = _durability_trace(monkeypatch, tmp_path / "objects")
+    store.put("a/b/k", b"data")
+    assert [step for step, _ in trace] == ["fsync", "rename", "fsync"], trace
+    assert trace[1:] == [("rename", "a/b/k.mfo"), ("fsync", "a/b")]
