@@ -24,7 +24,11 @@ from micforge.api.rest import (
     service,
     sessions,
 )
-from micforge.api.rest.inputs import check_content_length
+from micforge.api.rest.inputs import (
+    check_content_length,
+    check_query_is_utf8,
+    check_url_path_is_utf8,
+)
 from micforge.api.rest.observe import HttpMetrics, RequestObserver
 from micforge.config import Config
 from micforge.errors import InvalidRequest
@@ -90,6 +94,14 @@ def create_app(config: Config, *, services: Services | None = None) -> Flask:
         # First hook: the request log and metrics label by route template, not raw path.
         if request.url_rule is not None:
             request.environ["micforge.route"] = request.url_rule.rule
+
+    @app.before_request
+    def reject_non_utf8_url() -> None:
+        # Before routing's answer and the token: Werkzeug decoded the URL with
+        # errors="replace", so what it routed on is not what the client sent.
+        check_url_path_is_utf8()
+        if request.endpoint not in auth.PUBLIC_ENDPOINTS:  # those ignore their parameters
+            check_query_is_utf8()
 
     auth.install(app)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from flask import current_app, request
 
@@ -123,6 +124,51 @@ def choice(value: object, allowed: tuple[str, ...], what: str) -> str:
     if value not in allowed:
         raise InvalidRequest(f"{what} must be one of {', '.join(allowed)}; got {value!r:.80}")
     return value  # type: ignore[return-value]
+
+
+def check_url_path_is_utf8() -> None:
+    """400 unless the URL's path, percent-decoded, is valid UTF-8.
+
+    Under WSGI, PATH_INFO holds the decoded bytes as latin-1 characters, and
+    Werkzeug routes on them decoded with errors="replace": ``files/%ff`` would
+    name the file "\ufffd" (API.md: paths are compared byte for byte, and a
+    malformed path is 400, in a body or in a URL).
+    """
+    if not _is_utf8(request.environ.get("PATH_INFO", "")):
+        raise InvalidRequest("URL path is not valid UTF-8 (after percent-decoding)")
+
+
+def check_query_is_utf8() -> None:
+    """400 unless every query key and value, percent-decoded, is valid UTF-8.
+
+    Werkzeug keeps undecodable bytes percent-encoded (``?prefix=%ff`` reads as
+    the text "%FF"), so the raw QUERY_STRING is checked, split as Werkzeug
+    splits it (on "&", then the first "=", "+" meaning a space).
+    """
+    raw = request.environ.get("QUERY_STRING", "")
+    if not raw:
+        return
+    try:
+        raw_bytes = raw.encode("latin-1")
+    except UnicodeEncodeError:  # not PEP 3333 bytes-as-latin-1: nothing to trust
+        raise InvalidRequest("query string is not valid UTF-8") from None
+    for pair in raw_bytes.split(b"&"):
+        for part in pair.split(b"=", 1):
+            try:
+                unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidRequest(
+                    "query string is not valid UTF-8 (after percent-decoding)"
+                ) from None
+
+
+def _is_utf8(wsgi_text: str) -> bool:
+    """Whether a WSGI string (bytes as latin-1 characters) holds valid UTF-8."""
+    try:
+        wsgi_text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return False
+    return True
 
 
 def query_int(
