@@ -74,8 +74,23 @@ class ContentService:
         prefix = validate.path_prefix(prefix)
         if not isinstance(limit, int) or not 1 <= limit <= TREE_LIMIT_MAX:
             raise InvalidRequest(f"limit must be between 1 and {TREE_LIMIT_MAX}")
-        start_after = _decode_path_cursor(cursor) if cursor else None
-        position, root = self._resolve_at(project, at)
+        start_after = None
+        if cursor:
+            # A cursor pins the snapshot its first page read: following pages
+            # without `at` must not drift to a newer tip and skip or repeat entries.
+            cursor_position, start_after = _decode_tree_cursor(cursor)
+            if at is not None and at != cursor_position:
+                raise InvalidRequest(
+                    f"cursor belongs to a listing at another position than at={at}; "
+                    "pass the first page's at, or none"
+                )
+            at = cursor_position
+        try:
+            position, root = self._resolve_at(project, at)
+        except NotFound:
+            if not cursor:
+                raise
+            raise InvalidRequest(_FOREIGN_CURSOR) from None  # past the tip: never handed out
         entries = self._history.tree(project).list(
             root, prefix=prefix, start_after=start_after, limit=limit + 1
         )
@@ -93,7 +108,9 @@ class ContentService:
                 }
                 for e in entries
             ],
-            "next_cursor": _encode_path_cursor(entries[-1].path) if more and entries else None,
+            "next_cursor": (
+                _encode_tree_cursor(position, entries[-1].path) if more and entries else None
+            ),
         }
 
     def file(
@@ -157,14 +174,29 @@ class ContentService:
         }
 
 
-def _encode_path_cursor(path: str) -> str:
-    return base64.urlsafe_b64encode(path.encode("utf-8")).decode().rstrip("=")
+_FOREIGN_CURSOR = "cursor is not one this server handed out"
 
 
-def _decode_path_cursor(cursor: str) -> str:
+def _encode_tree_cursor(position: int, path: str) -> str:
+    """The opaque cursor after ``path`` in the tree at ``position``: base64url of
+    "<position>" NUL "<path>" (a path holds no NUL), unpadded."""
+    payload = f"{position}\x00{path}".encode()
+    return base64.urlsafe_b64encode(payload).decode("ascii").rstrip("=")
+
+
+def _decode_tree_cursor(cursor: str) -> tuple[int, str]:
+    """``(position, path)`` of a cursor from :func:`_encode_tree_cursor`; anything
+    else (including another spelling of the same bytes) is 400."""
     try:
-        return validate.path(
-            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
-        )
+        payload = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+        position_text, separator, path = payload.partition("\x00")
+        if not separator or not position_text.isascii() or not position_text.isdigit():
+            raise ValueError("no position")
+        position = int(position_text)
+        validate.path(path)
+        # One spelling per cursor: b64decode skips stray characters, and "007" is 7.
+        if _encode_tree_cursor(position, path) != cursor:
+            raise ValueError("not canonical")
     except (binascii.Error, UnicodeDecodeError, ValueError, InvalidRequest):
-        raise InvalidRequest("cursor is not one this server handed out") from None
+        raise InvalidRequest(_FOREIGN_CURSOR) from None
+    return position, path
