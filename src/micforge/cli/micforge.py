@@ -11,7 +11,7 @@
     micforge project revoke ID --user U
     micforge project members ID
     micforge auth backup [--name NAME]
-    micforge auth restore [--name NAME]      (default: the newest backup)
+    micforge auth restore [--name NAME]      (default: the most recently made backup)
 
 Every subcommand takes ``--data-dir``, ``--auth-db`` and ``--store``; values
 come from flags > ``MICFORGE_*`` environment > defaults (``Config.load``).
@@ -23,19 +23,29 @@ domain error (message on stderr), 2 usage.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from micforge.config import Config
 from micforge.errors import InvalidRequest, MicError
+
+if TYPE_CHECKING:
+    from micforge.storage import Store
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 _BACKUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# Every backup is made under a name that says when, in a fixed width, so name
+# order is the order they were made in, on every store: object times are not
+# part of the Store protocol, and copying a store keeps names but not always
+# times. A --name backup is a second copy of the same snapshot under that name.
+_MADE_AT_FORMAT = "auth-%Y%m%dT%H%M%S%fZ.db"
+_MADE_AT_NAME = re.compile(r"auth-\d{8}T\d{12}Z\.db")
 
 
 class _Out:
@@ -137,11 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = auth.add_parser("backup", help="write a consistent snapshot of the auth DB to the store")
     _common(p)
-    p.add_argument("--name", help="backup name (default: auth-<UTC timestamp>.db)")
+    p.add_argument(
+        "--name", help="also keep the backup under this name (it is always auth-<UTC time>.db)"
+    )
     p.set_defaults(handler=_auth_backup)
     p = auth.add_parser("restore", help="replace the auth DB with a backup from the store")
     _common(p)
-    p.add_argument("--name", help="backup name (default: the newest)")
+    p.add_argument("--name", help="backup name (default: the most recently made backup)")
     p.set_defaults(handler=_auth_restore)
     return parser
 
@@ -296,29 +308,58 @@ def _project_members(args: argparse.Namespace, config: Config, out: _Out, stdin:
         out.line(f"{member.user_id}\t{member.email}\t{member.role.label}")
 
 
-def _backup_name(name: str | None) -> str:
-    if name is None:
-        return datetime.now(UTC).strftime("auth-%Y%m%dT%H%M%S%fZ.db")
+def _backup_name(name: str) -> str:
     if not _BACKUP_NAME.fullmatch(name):
         raise InvalidRequest("backup name must match [A-Za-z0-9][A-Za-z0-9._-]{0,127}")
     return name
 
 
+def _made_at(name: str) -> str:
+    return datetime.strptime(name, _MADE_AT_FORMAT).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _auth_backup(args: argparse.Namespace, config: Config, out: _Out, stdin: TextIO) -> None:
     from micforge.storage import keys, open_store
 
-    key = keys.auth_backup(_backup_name(args.name))
+    label = None if args.name is None else _backup_name(args.name)
+    if label is not None and _MADE_AT_NAME.fullmatch(label):
+        # It would pass for a backup made at that time, and could pose as the newest.
+        raise InvalidRequest("backup names of the form auth-<UTC time>.db are micforge's own")
+    key = keys.auth_backup(datetime.now(UTC).strftime(_MADE_AT_FORMAT))
     store = open_store(config.store_url, config, cache=False)
     try:
         with _open_auth(config) as auth_db:
             size_bytes = auth_db.backup_to(store, key)
+        out.line(f"backed up the auth DB ({size_bytes} bytes) to {key}")
+        if label is not None:
+            named_key = keys.auth_backup(label)
+            reader, size_bytes, _etag = store.open(key)
+            with contextlib.closing(reader):
+                store.put_file(named_key, reader, size_bytes)
+            out.line(f"and kept the same backup as {named_key}")
     finally:
         store.close()
-    out.line(f"backed up the auth DB ({size_bytes} bytes) to {key}")
+
+
+def _newest_backup(store: Store) -> str:
+    """The key of the most recently made backup: the last name that says when it was made."""
+    from micforge.errors import NotFound
+    from micforge.storage import keys
+
+    found = store.list(keys.AUTH_BACKUP_PREFIX)
+    if not found:
+        raise NotFound(f"no auth backups under {keys.AUTH_BACKUP_PREFIX} in the store")
+    names = [key.removeprefix(keys.AUTH_BACKUP_PREFIX) for key in found]
+    made = [name for name in names if _MADE_AT_NAME.fullmatch(name)]
+    if not made:  # only backups named by an older micforge, which kept no time
+        raise NotFound(
+            f"no backup under {keys.AUTH_BACKUP_PREFIX} says when it was made; "
+            f"restore one by --name: {', '.join(names[:10])}"
+        )
+    return keys.auth_backup(made[-1])  # list() is sorted, and so is this fixed-width time
 
 
 def _auth_restore(args: argparse.Namespace, config: Config, out: _Out, stdin: TextIO) -> None:
-    from micforge.errors import NotFound
     from micforge.storage import keys, open_store
 
     store = open_store(config.store_url, config, cache=False)
@@ -326,11 +367,9 @@ def _auth_restore(args: argparse.Namespace, config: Config, out: _Out, stdin: Te
         if args.name is not None:
             key = keys.auth_backup(_backup_name(args.name))
         else:
-            # Default names are UTC timestamps, so the newest sorts last.
-            found = store.list(keys.AUTH_BACKUP_PREFIX)
-            if not found:
-                raise NotFound(f"no auth backups under {keys.AUTH_BACKUP_PREFIX} in the store")
-            key = found[-1]
+            key = _newest_backup(store)
+            made_at = _made_at(key.removeprefix(keys.AUTH_BACKUP_PREFIX))
+            out.line(f"restoring the most recently made backup, {key} (made {made_at})")
         with _open_auth(config) as auth_db:
             auth_db.restore_from(store, key)
     finally:
