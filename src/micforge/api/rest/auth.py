@@ -17,19 +17,44 @@ from micforge.errors import Unauthorized
 # for the callers that know it by its old home.
 from micforge.service.ratelimit import RateLimiter
 
-__all__ = ["PUBLIC_ENDPOINTS", "RateLimiter", "bearer_token", "current_user", "install"]
+__all__ = [
+    "PUBLIC_ENDPOINTS",
+    "RateLimiter",
+    "bearer_token",
+    "challenge",
+    "current_user",
+    "install",
+]
 
 # Endpoints that need no token (API.md "Service").
 PUBLIC_ENDPOINTS = frozenset({"service.healthz", "service.metrics", "service.openapi"})
+REALM = "micforge"
 
 
-def bearer_token() -> str:
+def _presented_token() -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def bearer_token() -> str:
+    token = _presented_token()
+    if token is None:
         raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
     return token
+
+
+def challenge() -> str:
+    """The ``WWW-Authenticate`` value every 401 carries (RFC 7235 §4.1, RFC 6750 §3).
+
+    ``error="invalid_token"`` when a bearer token was presented (unknown,
+    malformed, expired or revoked); none when there was none, as RFC 6750
+    asks for a request without credentials.
+    """
+    if _presented_token() is None:
+        return f'Bearer realm="{REALM}"'
+    return f'Bearer realm="{REALM}", error="invalid_token"'
 
 
 def current_user():

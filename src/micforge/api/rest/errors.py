@@ -13,7 +13,8 @@ import logging
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from micforge.errors import MicError, RateLimited
+from micforge.api.rest.auth import challenge
+from micforge.errors import MicError, RateLimited, Unauthorized
 
 log = logging.getLogger("micforge.api.rest")
 
@@ -55,6 +56,8 @@ def _mic_error(error: MicError) -> Response:
     response = error_response(error.http_status, error.code, error.message, **details)
     if isinstance(error, RateLimited):
         response.headers["Retry-After"] = str(max(1, int(error.retry_after_s)))
+    if isinstance(error, Unauthorized):
+        response.headers["WWW-Authenticate"] = challenge()
     if error.http_status >= 500:
         log.warning("request failed: %s: %s", error.code, error.message)
     return response
