@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, request
+from flask import Flask, Response, request
 from werkzeug.routing import PathConverter
 
 from micforge.api.rest import (
@@ -135,6 +135,16 @@ def create_app(config: Config, *, services: Services | None = None) -> Flask:
             check_content_length(config.limits.blob_max_bytes, "blob")
         else:
             check_content_length(config.limits.json_body_max_bytes, "request body")
+
+    @app.after_request
+    def no_content_has_no_type(response: Response) -> Response:
+        # A 204 has no body, so nothing to describe (RFC 9110 §15.3.5); Flask's
+        # Response would still announce its default text/html.
+        if response.status_code == 204:
+            response.response = []
+            response.headers.remove("Content-Type")
+            response.headers.remove("Content-Length")
+        return response
 
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
