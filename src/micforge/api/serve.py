@@ -35,6 +35,8 @@ from micforge.config import Config, Limits
 log = logging.getLogger("micforge.serve")
 
 SHUTDOWN_GRACE_S = 30.0  # in-flight requests get this long to finish after SIGTERM
+# A server that never started has idle workers, which exit at once; this only bounds the wait.
+_IDLE_WORKERS_EXIT_S = 5.0
 _DRAIN_POLL_S = 0.05
 _BODY_HEADROOM_BYTES = 64 * 1024
 
@@ -128,14 +130,21 @@ class Server:
             clear_untrusted_proxy_headers=True,
         )
         self.http.channel_class = _channel_class(config.limits)
-        self.http_port: int = self.http.effective_port  # type: ignore[union-attr]
+        # Waitress reports the port as getnameinfo()'s numeric string.
+        self.http_port = int(self.http.effective_port)  # type: ignore[union-attr]
         self.grpc_server: Any | None = None  # built in start(), so a failed bind leaves nothing
         self.grpc_port: int | None = None
         self._http_thread = threading.Thread(target=self.http.run, name="micforge-http")
         self._stopped = threading.Event()
 
     def start(self) -> None:
-        self._start_grpc()
+        """Start gRPC, then serve REST. If gRPC cannot start (OSError when its address
+        is taken), everything opened so far is closed before the error propagates."""
+        try:
+            self._start_grpc()
+        except BaseException:
+            self.stop(grace_s=0)
+            raise
         self._http_thread.start()
 
     def _start_grpc(self) -> None:
@@ -182,6 +191,7 @@ class Server:
             self._http_thread.join(timeout=grace_s)
         else:  # never started (start() failed): no loop thread to hand the work to
             close_all(http._map)  # type: ignore[attr-defined]
+            grace_s = max(grace_s, _IDLE_WORKERS_EXIT_S)  # nothing in flight: just join them
         http.task_dispatcher.shutdown(cancel_pending=True, timeout=grace_s)
         if grpc_done is not None:
             grpc_done.wait(grace_s)
@@ -239,10 +249,10 @@ def serve(config: Config, *, services: Any | None = None) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         try:
-            server.start()
-        except Exception:
-            server.stop(grace_s=0)  # close what did start (REST socket, services)
-            raise
+            server.start()  # on failure it has closed what it opened (REST socket, services)
+        except OSError as error:  # typically the gRPC port is taken or not ours to bind
+            print(f"micforge: cannot start: {error}", file=sys.stderr)
+            return 1
         print(server.banner(), flush=True)
         # wait() with a timeout so the signal handler gets to run promptly.
         while not stop_requested.wait(0.5):

@@ -1,0 +1,63 @@
+"""`micforge serve` when the gRPC port is taken: one line on stderr, exit 1, nothing left open."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from micforge.api.serve import Server
+from micforge.config import Config
+from tests.cli.test_micforge_cli import _subprocess_env
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A loopback port held by a listening socket of this process for the whole test."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield holder.getsockname()[1]
+
+
+def test_a_taken_grpc_port_is_one_line_and_exit_1(tmp_path: Path, taken_port: int) -> None:
+    started_s = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "micforge.cli.micforge", "serve", "--data-dir", str(tmp_path)]
+        + ["--host", "127.0.0.1", "--port", "0", "--grpc-port", str(taken_port)],
+        env=_subprocess_env({}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stderr
+    ours = [line for line in result.stderr.splitlines() if line.startswith("micforge:")]
+    assert len(ours) == 1, result.stderr
+    assert "gRPC" in ours[0] and f"127.0.0.1:{taken_port}" in ours[0]
+    assert "Traceback" not in result.stderr
+    assert "still running" not in result.stderr  # waitress's workers were joined, not abandoned
+    assert "listening" not in result.stdout  # no banner for a server that never ran
+    assert time.monotonic() - started_s < 30
+
+
+def test_a_failed_start_closes_the_rest_socket_and_every_thread(
+    tmp_path: Path, taken_port: int
+) -> None:
+    config = Config.load({"data_dir": str(tmp_path), "port": 0, "grpc_port": taken_port}, {})
+    threads_before = set(threading.enumerate())
+    server = Server(config)
+    rest_port = server.http_port
+
+    with pytest.raises(OSError, match=f"127.0.0.1:{taken_port}"):
+        server.start()
+
+    leftover = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+    assert leftover == []
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as again:
+        again.bind(("127.0.0.1", rest_port))  # REST's listening socket is closed
