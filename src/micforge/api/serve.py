@@ -30,6 +30,7 @@ from micforge.api.allocator import tune_allocator
 from micforge.api.grpc import build_grpc_server
 from micforge.api.rest import create_app
 from micforge.api.rest.errors import code_for_status, error_body
+from micforge.api.rest.observe import _request_id as request_id
 from micforge.config import Config, Limits
 
 log = logging.getLogger("micforge.serve")
@@ -42,15 +43,21 @@ _BODY_HEADROOM_BYTES = 64 * 1024
 
 
 class _JsonErrorTask(ErrorTask):
-    """Waitress's own error answers (body over its cap, bad HTTP) in API.md's JSON shape."""
+    """Waitress's own error answers (body over its cap, bad HTTP) in API.md's JSON shape.
+
+    They never reach the app, so the request id the app's middleware adds to
+    every response is added here, by the same rule (the caller's, if tame).
+    """
 
     def execute(self) -> None:
         error = self.request.error
         body = json.dumps(
             error_body(code_for_status(error.code), f"{error.reason}: {error.body}")
         ).encode("utf-8")
+        offered = self.request.headers.get("X_REQUEST_ID", "")  # waitress's header key form
         self.status = f"{error.code} {error.reason}"
         self.response_headers.append(("Content-Type", "application/json"))
+        self.response_headers.append(("X-Request-Id", request_id({"HTTP_X_REQUEST_ID": offered})))
         self.set_close_on_finish()
         self.content_length = len(body)
         self.write(body)
