@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from micforge.api.rest.auth import challenge
 from micforge.errors import MicError, RateLimited, Unauthorized
+from micforge.storage import InvalidKey, KeyNotFound, PreconditionFailed, StoreError
 
 log = logging.getLogger("micforge.api.rest")
 
@@ -63,6 +64,22 @@ def _mic_error(error: MicError) -> Response:
     return response
 
 
+def _store_error(error: StoreError) -> Response:
+    """A storage error the service layer let through.
+
+    Those it handles itself (absent key, failed condition) or that only a bug
+    produces (a malformed key) are a 500 like any bug. Every other one says the
+    store cannot be used — ``StorageUnavailable`` after its retries, a LocalStore
+    root that is no longer a directory, an object that is not a LocalStore
+    object, an S3 bucket gone or access denied — which API.md answers with 503
+    ``unavailable``. The detail (file paths, bucket names) goes to the log only.
+    """
+    if isinstance(error, (KeyNotFound, PreconditionFailed, InvalidKey)):
+        return _unexpected(error)
+    log.warning("store unusable: %s: %s", type(error).__name__, error)
+    return error_response(503, "unavailable", "storage is unavailable")
+
+
 def _http_exception(error: HTTPException) -> Response:
     status = error.code or 500
     response = error_response(status, code_for_status(status), error.description or error.name)
@@ -81,5 +98,8 @@ def _unexpected(error: Exception) -> Response:
 
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(MicError, _mic_error)
+    # Also catches StorageUnavailable, which is a MicError too: Flask picks the
+    # handler of the first class in the MRO, and StoreError comes before MicError.
+    app.register_error_handler(StoreError, _store_error)
     app.register_error_handler(HTTPException, _http_exception)
     app.register_error_handler(Exception, _unexpected)

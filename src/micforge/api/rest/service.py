@@ -20,7 +20,13 @@ def healthz() -> Response | dict:
     checks: dict[str, str] = {}
     # Any failure, not just Unavailable: a health check must answer, not crash.
     try:
-        services.store.list("", limit=1)
+        services.store.list("", limit=1)  # reaches a remote store
+        # A store that lists may still refuse every write (a read-only mount, a
+        # LocalStore root that is no longer a directory, which reads as empty).
+        # An object writer opened and aborted (leaving the block) writes nothing
+        # and fails there as every write would.
+        with services.store.open_writer():
+            pass
         checks["store"] = "ok"
     except Exception as error:  # noqa: BLE001
         log.warning("health check: store failed: %s", error)
