@@ -374,9 +374,12 @@ class SessionService:
     # -- recording ------------------------------------------------------------------------
 
     def record_operations(self, user: User, project: str, sid: str, ops: object) -> dict:
+        """Record a batch (a list: errors name the operation's index) or one operation (a
+        dict), as a client sends them; later operations on a path replace earlier ones."""
         validate.session_id(sid)
         role = self._authz.require(user, project, Role.WRITE)
         parsed = self._parse_operations(project, ops)
+        limit = self._limits.operations_per_session_max
 
         def change(rec: SessionRecord) -> SessionRecord:
             _require_owner(rec, user, role)
@@ -385,10 +388,8 @@ class SessionService:
             by_path = {op.path: op for op in rec.operations}
             for op in parsed:
                 by_path[op.path] = op
-            if len(by_path) > self._limits.operations_per_session_max:
-                raise TooLarge(
-                    f"a session holds at most {self._limits.operations_per_session_max} operations"
-                )
+            if len(by_path) > limit:
+                raise TooLarge(f"a session holds at most {limit} operations")
             operations = [by_path[p] for p in sorted(by_path, key=lambda p: p.encode("utf-8"))]
             return dataclasses.replace(
                 rec, operations=operations, attempt_position=attempt, updated_at=self._hlc.now()
@@ -451,53 +452,51 @@ class SessionService:
         return content
 
     def _parse_operations(self, project: str, ops: object) -> list[Operation]:
-        if not isinstance(ops, list):
+        """The one check of operations from the wire (REST's JSON, gRPC's messages as dicts).
+
+        Shapes first, then each write's blob.
+        """
+        if isinstance(ops, dict):
+            indexed: list[tuple[int | None, object]] = [(None, ops)]
+        elif isinstance(ops, list):
+            indexed = list(enumerate(ops))
+        else:
             raise InvalidRequest("operations must be a list")
-        if len(ops) > self._limits.operations_per_session_max:
-            raise TooLarge(
-                f"a session holds at most {self._limits.operations_per_session_max} operations"
-            )
-        parsed: list[Operation] = []
+        requested: list[tuple[int | None, _Requested]] = []
+        for index, raw in indexed:
+            try:
+                requested.append((index, _parse_operation(raw)))
+            except InvalidRequest as error:
+                raise _naming(index, error) from None
+        limit = self._limits.operations_per_session_max
+        if len(requested) > limit:
+            raise TooLarge(f"a session holds at most {limit} operations")
         sizes: dict[str, int] = {}
-        for index, raw in enumerate(ops):
-            if not isinstance(raw, dict):
-                raise InvalidRequest(f"operation {index} must be an object")
-            kind = raw.get("op")
-            path = validate.path(raw.get("path"))
-            mode_name = raw.get("mode", "file")
-            if mode_name not in MODE_VALUES:
-                raise InvalidRequest(
-                    f"operation {index}: mode must be one of {sorted(MODE_VALUES)}"
-                )
-            if kind == "write":
-                hash_hex = validate.hash_hex(raw.get("blob_hash"), "blob_hash")
-                if hash_hex not in sizes:
-                    try:
-                        sizes[hash_hex] = self._blobs.size_of(project, hash_hex)
-                    except NotFound:
-                        raise InvalidRequest(
-                            f"blob {hash_hex} is not stored in project {project}",
-                            blob_hash=hash_hex,
-                        ) from None
+        parsed: list[Operation] = []
+        for index, op in requested:
+            if op.blob_hash_hex is None:
                 parsed.append(
-                    Operation(
-                        op=OP_WRITE,
-                        path=path,
-                        blob_hash=bytes.fromhex(hash_hex),
-                        mode=MODE_VALUES[mode_name],
-                        size=sizes[hash_hex],
+                    Operation(op=op.op, path=op.path, blob_hash=None, mode=op.mode, size=0)
+                )
+                continue
+            if op.blob_hash_hex not in sizes:
+                try:
+                    sizes[op.blob_hash_hex] = self._blobs.size_of(project, op.blob_hash_hex)
+                except NotFound:
+                    error = InvalidRequest(
+                        f"blob {op.blob_hash_hex} is not stored in project {project}",
+                        blob_hash=op.blob_hash_hex,
                     )
+                    raise _naming(index, error) from None
+            parsed.append(
+                Operation(
+                    op=op.op,
+                    path=op.path,
+                    blob_hash=bytes.fromhex(op.blob_hash_hex),
+                    mode=op.mode,
+                    size=sizes[op.blob_hash_hex],
                 )
-            elif kind == "delete":
-                parsed.append(
-                    Operation(
-                        op=OP_DELETE, path=path, blob_hash=None, mode=MODE_VALUES["file"], size=0
-                    )
-                )
-            else:
-                raise InvalidRequest(
-                    f"operation {index}: op must be 'write' or 'delete', got {kind!r:.40}"
-                )
+            )
         return parsed
 
     def _require_open(self, project: str, rec: SessionRecord) -> None:
@@ -518,6 +517,60 @@ class SessionService:
         if record.session_id == rec.id:
             raise InvalidState("session has landed")
         return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Requested:
+    """One operation as asked for, checked in shape but not yet against stored blobs."""
+
+    op: int
+    path: str
+    blob_hash_hex: str | None  # writes only
+    mode: int
+
+
+def _parse_operation(raw: object) -> _Requested:
+    """One operation from the wire. Absent and null are the same for every field (generic
+    serializers write null for an unset optional field). A delete carries no blob_hash and
+    no mode but "file", which is how the session JSON shows a delete: what is refused is a
+    field that would be dropped silently, not the server's own output sent back."""
+    if not isinstance(raw, dict):
+        raise InvalidRequest("an operation must be an object")
+    kind = raw.get("op")
+    if kind is None:
+        raise InvalidRequest("missing field 'op'")
+    if kind not in ("write", "delete"):
+        raise InvalidRequest(f"op must be 'write' or 'delete', got {kind!r:.40}")
+    if raw.get("path") is None:
+        raise InvalidRequest("missing field 'path'")
+    path = validate.path(raw["path"])
+    mode_name = raw.get("mode")
+    if mode_name is not None and (not isinstance(mode_name, str) or mode_name not in MODE_VALUES):
+        raise InvalidRequest(f"mode must be one of file, exec, symlink; got {mode_name!r:.40}")
+    blob_hash = raw.get("blob_hash")
+    if kind == "delete":
+        if blob_hash is not None:
+            raise InvalidRequest("a delete takes no blob_hash (leave it out, or null)")
+        if mode_name not in (None, "file"):
+            raise InvalidRequest(
+                f"a delete takes no mode, got {mode_name!r}; leave it out (or null, or 'file')"
+            )
+        return _Requested(op=OP_DELETE, path=path, blob_hash_hex=None, mode=MODE_VALUES["file"])
+    if blob_hash is None:
+        raise InvalidRequest("missing field 'blob_hash'")
+    return _Requested(
+        op=OP_WRITE,
+        path=path,
+        blob_hash_hex=validate.hash_hex(blob_hash, "blob_hash"),
+        mode=MODE_VALUES[mode_name or "file"],
+    )
+
+
+def _naming(index: int | None, error: InvalidRequest) -> InvalidRequest:
+    """``error`` naming the operation's index in its batch (none for a single operation)."""
+    if index is None:
+        return error
+    return InvalidRequest(f"operations[{index}]: {error.message}", **error.details)
 
 
 def _require_owner(rec: SessionRecord, user: User, role: Role) -> None:

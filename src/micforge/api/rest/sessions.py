@@ -1,7 +1,8 @@
 """Sessions: start, record, land, abandon, rebase (API.md "Sessions").
 
 The blueprint checks shapes and types; the service layer checks roles, states
-and limits that depend on stored data, and returns API-shaped dicts.
+and limits that depend on stored data, and returns API-shaped dicts. Operations
+are the exception: the service checks them whole, for REST and gRPC alike.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ from micforge.errors import InvalidRequest, TooLarge
 bp = Blueprint("sessions", __name__, url_prefix="/api/mic/projects/<project>/sessions")
 
 STATES = ("open", "landed", "conflicted", "abandoned")
-OPS = ("write", "delete")
-MODES = ("file", "exec", "symlink")
 ROLES = ("user", "agent", "system")
 SESSIONS_PAGE_DEFAULT = 50
 
@@ -45,24 +44,6 @@ def _text(body: dict[str, Any], name: str, limit_bytes: int, what: str) -> str:
     if size_bytes > limit_bytes:
         raise TooLarge(f"{what} is {size_bytes} bytes; the limit is {limit_bytes} bytes")
     return value
-
-
-def parse_operation(raw: object, index: int | None = None) -> dict[str, Any]:
-    """One operation from the wire, normalised to the service's dict shape."""
-    where = "" if index is None else f"operations[{index}]: "
-    if not isinstance(raw, dict):
-        raise InvalidRequest(f"{where}an operation must be an object")
-    try:
-        op = choice(field(raw, "op", str), OPS, "op")
-        path = validate.path(field(raw, "path", str))
-        if op == "delete":
-            return {"op": "delete", "path": path}
-        blob_hash = validate.hash_hex(field(raw, "blob_hash", str), "blob_hash")
-        mode = field(raw, "mode", str, required=False)
-        mode = "file" if mode is None else choice(mode, MODES, "mode")
-    except InvalidRequest as error:
-        raise InvalidRequest(f"{where}{error.message}") from None
-    return {"op": "write", "path": path, "blob_hash": blob_hash, "mode": mode}
 
 
 @bp.post("")
@@ -96,16 +77,17 @@ def get(project: str, sid: str) -> dict:
 def record_operations(project: str, sid: str) -> dict:
     project, sid = _ids(project, sid)
     body = json_body()
+    # One operation, or a batch under "operations". The service checks the operations
+    # themselves (gRPC hands it the same dicts), so both protocols apply one set of rules.
     if "operations" in body:
-        raw_ops = field(body, "operations", list)
-        if not raw_ops:
+        ops: list | dict = field(body, "operations", list)
+        if not ops:
             raise InvalidRequest("operations must not be empty")
         limit = _state().config.limits.operations_per_session_max
-        if len(raw_ops) > limit:
-            raise TooLarge(f"{len(raw_ops)} operations in one batch; the limit is {limit}")
-        ops = [parse_operation(raw, i) for i, raw in enumerate(raw_ops)]
+        if len(ops) > limit:
+            raise TooLarge(f"{len(ops)} operations in one batch; the limit is {limit}")
     else:
-        ops = [parse_operation(body)]
+        ops = body
     return _state().services.sessions.record_operations(current_user(), project, sid, ops)
 
 

@@ -1,0 +1,162 @@
+"""Recording operations and listing sessions, over real HTTP, to the letter of API.md.
+
+- a delete carries no blob_hash and no mode but 'file' (a malformed one is 400, not dropped);
+- a batch's error names the operation's index, also when a write's blob is missing;
+- the operations limit counts the operations the session would hold, not the batch's length;
+- a sessions listing's next_cursor is null once no further session matches, for every
+  filter, and a cursor from another project's listing is 400.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.helpers import (
+    assert_error,
+    create_project,
+    record,
+    start_session,
+    upload,
+    write_op,
+)
+
+OPS_MAX = 20  # the small server's operations_per_session_max
+MISSING_HASH = "ef" * 32
+
+
+@pytest.fixture(scope="module")
+def small_server(tmp_path_factory):
+    from tests.fixtures.server import start_server
+
+    server = start_server(
+        tmp_path_factory.mktemp("ops") / "data",
+        {"MICFORGE_OPERATIONS_PER_SESSION_MAX": str(OPS_MAX)},
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def api(micforge_server):
+    return micforge_server.client(micforge_server.create_user().token)
+
+
+def _ops_url(project: str, sid: str) -> str:
+    return f"/api/mic/projects/{project}/sessions/{sid}/operations"
+
+
+def _session(api, project: str, sid: str) -> dict:
+    response = api.get(f"/api/mic/projects/{project}/sessions/{sid}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+# -- a delete's blob_hash and mode -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ({"blob_hash": "NOTAHASH"}, "blob_hash"),
+        ({"blob_hash": "ab" * 32}, "blob_hash"),  # well-formed, but a delete has no content
+        ({"blob_hash": 7}, "blob_hash"),
+        ({"mode": "exec"}, "mode"),
+        ({"mode": "symlink"}, "mode"),
+        ({"mode": "bogus"}, "mode"),
+        ({"mode": ""}, "mode"),
+        ({"mode": 1}, "mode"),
+    ],
+)
+@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
+def test_a_delete_with_a_blob_hash_or_a_mode_is_400_and_records_nothing(
+    api, extra: dict, needle: str, batch: bool
+) -> None:
+    project = create_project(api)
+    sid = start_session(api, project)["id"]
+    delete = {"op": "delete", "path": "d2", **extra}
+    body = {"operations": [{"op": "delete", "path": "d1"}, delete]} if batch else delete
+    error = assert_error(api.post(_ops_url(project, sid), json=body), 400, "invalid_request")
+    assert needle in error["message"]
+    if batch:
+        assert error["message"].startswith("operations[1]: "), error
+    assert _session(api, project, sid)["operations"] == []
+
+
+def test_a_delete_accepts_null_fields_and_its_own_session_json_back(api) -> None:
+    project = create_project(api)
+    sid = start_session(api, project)["id"]
+    # Generic serializers send absent optional fields as null; the session JSON shows a
+    # delete's mode as "file". Both describe a plain delete and are accepted.
+    shown = record(
+        api,
+        project,
+        sid,
+        {"op": "delete", "path": "a", "blob_hash": None, "mode": None},
+        {"op": "delete", "path": "b", "mode": "file"},
+    )["operations"]
+    assert shown == [
+        {"op": "delete", "path": "a", "mode": "file"},
+        {"op": "delete", "path": "b", "mode": "file"},
+    ]
+    again = record(api, project, sid, *shown)["operations"]
+    assert again == shown
+
+
+def test_a_write_still_takes_mode_and_null_mode_is_file(api) -> None:
+    project = create_project(api)
+    h = upload(api, project, b"#!/bin/sh\n")
+    sid = start_session(api, project)["id"]
+    shown = record(
+        api,
+        project,
+        sid,
+        write_op("tool", h, "exec"),
+        {"op": "write", "path": "plain", "blob_hash": h, "mode": None},
+    )["operations"]
+    assert [(o["path"], o["mode"]) for o in shown] == [("plain", "file"), ("tool", "exec")]
+    error = assert_error(
+        api.post(_ops_url(project, sid), json={"op": "write", "path": "x", "blob_hash": None}),
+        400,
+        "invalid_request",
+    )
+    assert "blob_hash" in error["message"]
+
+
+# -- errors name the operation ------------------------------------------------------------------
+
+
+def test_a_missing_blob_in_a_batch_names_its_index_and_hash(api) -> None:
+    project = create_project(api)
+    h = upload(api, project, b"there\n")
+    sid = start_session(api, project)["id"]
+    body = {
+        "operations": [write_op("a", h), {"op": "write", "path": "b", "blob_hash": MISSING_HASH}]
+    }
+    error = assert_error(api.post(_ops_url(project, sid), json=body), 400, "invalid_request")
+    assert error["message"].startswith("operations[1]: "), error
+    assert MISSING_HASH in error["message"] and error["blob_hash"] == MISSING_HASH
+    assert _session(api, project, sid)["operations"] == []
+    # The single-operation form has no index to name.
+    single = assert_error(
+        api.post(
+            _ops_url(project, sid), json={"op": "write", "path": "b", "blob_hash": MISSING_HASH}
+        ),
+        400,
+        "invalid_request",
+    )
+    assert single["message"].startswith("blob ") and single["blob_hash"] == MISSING_HASH
+
+
+def test_a_malformed_operation_in_a_batch_names_its_index(api) -> None:
+    project = create_project(api)
+    sid = start_session(api, project)["id"]
+    for bad, needle in (
+        ({"op": "delete", "path": "a/../b"}, "'..'"),
+        ({"op": "rename", "path": "a"}, "op"),
+        ({"op": "write", "path": "a", "blob_hash": "AB" * 32}, "blob_hash"),
+        ({"op": "write", "path": "a"}, "blob_hash"),
+        ("delete a", "object"),
+    ):
+        body = {"operations": [{"op": "delete", "path": "ok"}, bad]}
+        error = assert_error(api.post(_ops_url(project, sid), json=body), 400, "invalid_request")
+        assert error["message"].startswith("operations[1]: ") and needle in error["message"], error

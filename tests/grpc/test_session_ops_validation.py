@@ -1,0 +1,70 @@
+"""RecordOperations and ListSessions apply REST's rules: a delete carries no blob_hash and
+no mode but "file", errors name the operation's index, the operations limit counts the
+session, and a cursor belongs to one project's listing."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from micforge.api.grpc.gen.micforge.v1 import sessions_pb2
+from tests.grpc.conftest import PROJECT, GrpcEnv, trailers
+
+Op = sessions_pb2.Operation
+MISSING_HASH = "ef" * 32
+
+
+def _start(env: GrpcEnv, project: str = PROJECT) -> str:
+    request = sessions_pb2.StartSessionRequest(project=project, goal="g")
+    return env.sessions.StartSession(request, metadata=env.auth()).id
+
+
+def _record(env: GrpcEnv, sid: str, *ops: Op) -> sessions_pb2.Session:
+    request = sessions_pb2.RecordOperationsRequest(project=PROJECT, session_id=sid, operations=ops)
+    return env.sessions.RecordOperations(request, metadata=env.auth())
+
+
+def _invalid(env: GrpcEnv, sid: str, *ops: Op) -> str:
+    with pytest.raises(grpc.RpcError) as raised:
+        _record(env, sid, *ops)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value
+    assert trailers(raised.value)["mic-error-code"] == "invalid_request"
+    return raised.value.details()
+
+
+@pytest.mark.parametrize(
+    ("bad", "needle"),
+    [
+        (Op(op="delete", path="d2", blob_hash="NOTAHASH"), "blob_hash"),
+        (Op(op="delete", path="d2", blob_hash="ab" * 32), "blob_hash"),
+        (Op(op="delete", path="d2", mode="exec"), "mode"),
+        (Op(op="delete", path="d2", mode="bogus"), "mode"),
+    ],
+)
+def test_a_delete_with_a_blob_hash_or_a_mode_is_invalid_and_records_nothing(
+    env: GrpcEnv, bad: Op, needle: str
+) -> None:
+    sid = _start(env)
+    details = _invalid(env, sid, Op(op="delete", path="d1"), bad)
+    assert details.startswith("operations[1]: ") and needle in details, details
+    request = sessions_pb2.GetSessionRequest(project=PROJECT, session_id=sid)
+    assert list(env.sessions.GetSession(request, metadata=env.auth()).operations) == []
+
+
+def test_a_delete_as_the_session_shows_it_records_again(env: GrpcEnv) -> None:
+    sid = _start(env)
+    shown = _record(env, sid, Op(op="delete", path="a")).operations
+    assert [(o.op, o.path, o.blob_hash, o.mode) for o in shown] == [("delete", "a", "", "file")]
+    assert list(_record(env, sid, *shown).operations) == list(shown)
+
+
+def test_a_missing_blob_names_the_operations_index(env: GrpcEnv) -> None:
+    present = env.put_blob(b"here\n").hash
+    sid = _start(env)
+    details = _invalid(
+        env,
+        sid,
+        Op(op="write", path="a", blob_hash=present),
+        Op(op="write", path="b", blob_hash=MISSING_HASH),
+    )
+    assert details.startswith("operations[1]: ") and MISSING_HASH in details, details
