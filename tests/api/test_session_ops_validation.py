@@ -160,3 +160,39 @@ def test_a_malformed_operation_in_a_batch_names_its_index(api) -> None:
         body = {"operations": [{"op": "delete", "path": "ok"}, bad]}
         error = assert_error(api.post(_ops_url(project, sid), json=body), 400, "invalid_request")
         assert error["message"].startswith("operations[1]: ") and needle in error["message"], error
+
+
+# -- the operations limit counts the session ---------------------------------------------------
+
+
+def test_the_operations_limit_counts_what_the_session_would_hold(small_server) -> None:
+    api = small_server.client(small_server.create_user().token)
+    project = create_project(api)
+    sid = start_session(api, project)["id"]
+    url = _ops_url(project, sid)
+    # 25 deletes of one path leave one operation: well within the limit of 20.
+    same = api.post(url, json={"operations": [{"op": "delete", "path": "d"}] * 25})
+    assert same.status_code == 200, same.text
+    assert len(same.json()["operations"]) == 1
+    # 19 more paths fill the session exactly; re-recording them replaces, never adds.
+    fill = [{"op": "delete", "path": f"f{i:02}"} for i in range(OPS_MAX - 1)]
+    assert len(record(api, project, sid, *fill)["operations"]) == OPS_MAX
+    assert len(record(api, project, sid, *fill, *fill)["operations"]) == OPS_MAX
+    # One more path is one too many, whatever the batch's length.
+    error = assert_error(api.post(url, json={"op": "delete", "path": "one-more"}), 413, "too_large")
+    assert str(OPS_MAX) in error["message"]
+    assert len(_session(api, project, sid)["operations"]) == OPS_MAX
+
+
+def test_a_batch_with_more_paths_than_the_limit_is_413_before_any_blob_is_looked_up(
+    small_server,
+) -> None:
+    api = small_server.client(small_server.create_user().token)
+    project = create_project(api)
+    sid = start_session(api, project)["id"]
+    # 21 distinct paths cannot fit whatever the session holds: 413, not the 400 of the
+    # missing blobs a lookup would find.
+    ops = [
+        {"op": "write", "path": f"p{i:02}", "blob_hash": MISSING_HASH} for i in range(OPS_MAX + 1)
+    ]
+    assert_error(api.post(_ops_url(project, sid), json={"operations": ops}), 413, "too_large")

@@ -68,3 +68,17 @@ def test_a_missing_blob_names_the_operations_index(env: GrpcEnv) -> None:
         Op(op="write", path="b", blob_hash=MISSING_HASH),
     )
     assert details.startswith("operations[1]: ") and MISSING_HASH in details, details
+
+
+def test_the_operations_limit_counts_what_the_session_would_hold(make_grpc_env) -> None:
+    env = make_grpc_env(operations_per_session_max=3)
+    sid = _start(env)
+    kept = _record(env, sid, *[Op(op="delete", path="same")] * 10)
+    assert len(kept.operations) == 1
+    assert (
+        len(_record(env, sid, Op(op="delete", path="b"), Op(op="delete", path="c")).operations) == 3
+    )
+    with pytest.raises(grpc.RpcError) as raised:
+        _record(env, sid, Op(op="delete", path="d"))
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert trailers(raised.value)["mic-error-code"] == "too_large"

@@ -389,7 +389,9 @@ class SessionService:
             for op in parsed:
                 by_path[op.path] = op
             if len(by_path) > limit:
-                raise TooLarge(f"a session holds at most {limit} operations")
+                raise TooLarge(
+                    f"the session would hold {len(by_path)} operations; the limit is {limit}"
+                )
             operations = [by_path[p] for p in sorted(by_path, key=lambda p: p.encode("utf-8"))]
             return dataclasses.replace(
                 rec, operations=operations, attempt_position=attempt, updated_at=self._hlc.now()
@@ -454,7 +456,9 @@ class SessionService:
     def _parse_operations(self, project: str, ops: object) -> list[Operation]:
         """The one check of operations from the wire (REST's JSON, gRPC's messages as dicts).
 
-        Shapes first, then each write's blob.
+        Shapes first, then the number of distinct paths (the session will hold at least
+        those, so a batch that cannot fit is refused before any blob is looked up), then
+        each write's blob. A batch is bounded in size by the request body limit only.
         """
         if isinstance(ops, dict):
             indexed: list[tuple[int | None, object]] = [(None, ops)]
@@ -469,8 +473,11 @@ class SessionService:
             except InvalidRequest as error:
                 raise _naming(index, error) from None
         limit = self._limits.operations_per_session_max
-        if len(requested) > limit:
-            raise TooLarge(f"a session holds at most {limit} operations")
+        paths_count = len({op.path for _, op in requested})
+        if paths_count > limit:
+            raise TooLarge(
+                f"{paths_count} paths in one batch; a session holds at most {limit} operations"
+            )
         sizes: dict[str, int] = {}
         parsed: list[Operation] = []
         for index, op in requested:

@@ -83,9 +83,6 @@ def record_operations(project: str, sid: str) -> dict:
         ops: list | dict = field(body, "operations", list)
         if not ops:
             raise InvalidRequest("operations must not be empty")
-        limit = _state().config.limits.operations_per_session_max
-        if len(ops) > limit:
-            raise TooLarge(f"{len(ops)} operations in one batch; the limit is {limit}")
     else:
         ops = body
     return _state().services.sessions.record_operations(current_user(), project, sid, ops)
