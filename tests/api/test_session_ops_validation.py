@@ -14,6 +14,7 @@ import pytest
 from tests.api.helpers import (
     assert_error,
     create_project,
+    land,
     record,
     start_session,
     upload,
@@ -196,3 +197,53 @@ def test_a_batch_with_more_paths_than_the_limit_is_413_before_any_blob_is_looked
         {"op": "write", "path": f"p{i:02}", "blob_hash": MISSING_HASH} for i in range(OPS_MAX + 1)
     ]
     assert_error(api.post(_ops_url(project, sid), json={"operations": ops}), 413, "too_large")
+
+
+# -- listing ------------------------------------------------------------------------------------
+
+
+def _list(api, project: str, **params) -> dict:
+    response = api.get(f"/api/mic/projects/{project}/sessions", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_next_cursor_is_null_once_no_further_session_matches(api) -> None:
+    project = create_project(api)
+    ids = [start_session(api, project, f"goal {i}")["id"] for i in range(5)]
+    for sid in (ids[1], ids[3]):
+        assert land(api, project, sid).status_code == 200
+    assert api.post(f"/api/mic/projects/{project}/sessions/{ids[2]}/abandon").status_code == 200
+    # landed: ids 1 and 3 (exactly the limit); open: 0 and 4; abandoned: 2.
+    for state, expected in (
+        ("landed", [ids[1], ids[3]]),
+        ("open", [ids[0], ids[4]]),
+        ("abandoned", [ids[2]]),
+        ("conflicted", []),
+    ):
+        page = _list(api, project, state=state, limit=2)
+        assert [s["id"] for s in page["sessions"]] == expected, state
+        assert page["next_cursor"] is None, state
+    # With one more match than the limit, the cursor leads to exactly that one.
+    first = _list(api, project, state="open", limit=1)
+    assert [s["id"] for s in first["sessions"]] == [ids[0]] and first["next_cursor"]
+    rest = _list(api, project, state="open", limit=1, cursor=first["next_cursor"])
+    assert [s["id"] for s in rest["sessions"]] == [ids[4]] and rest["next_cursor"] is None
+    whole = _list(api, project, limit=5)
+    assert [s["id"] for s in whole["sessions"]] == ids and whole["next_cursor"] is None
+
+
+def test_a_cursor_from_another_projects_listing_is_400(api) -> None:
+    project = create_project(api)
+    other = create_project(api)
+    for p in (project, other):
+        for i in range(2):
+            start_session(api, p, f"goal {i}")
+    cursor = _list(api, other, limit=1)["next_cursor"]
+    assert cursor
+    response = api.get(f"/api/mic/projects/{project}/sessions", params={"cursor": cursor})
+    error = assert_error(response, 400, "invalid_request")
+    assert "cursor" in error["message"]
+    # The same cursor still pages its own listing, with or without a state filter.
+    assert len(_list(api, other, cursor=cursor)["sessions"]) == 1
+    assert len(_list(api, other, cursor=cursor, state="open")["sessions"]) == 1

@@ -82,3 +82,32 @@ def test_the_operations_limit_counts_what_the_session_would_hold(make_grpc_env) 
         _record(env, sid, Op(op="delete", path="d"))
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert trailers(raised.value)["mic-error-code"] == "too_large"
+
+
+def test_list_sessions_cursor_ends_with_the_last_match_and_belongs_to_its_project(
+    env: GrpcEnv,
+) -> None:
+    env.services.auth.create_project("p2", env.owner.id)
+    first, _, third, _ = (_start(env) for _ in range(4))  # the last one stays open
+    for sid in (first, third):
+        request = sessions_pb2.AbandonSessionRequest(project=PROJECT, session_id=sid)
+        env.sessions.AbandonSession(request, metadata=env.auth())
+    listed = env.sessions.ListSessions(
+        sessions_pb2.ListSessionsRequest(project=PROJECT, state="abandoned", limit=2),
+        metadata=env.auth(),
+    )
+    assert [s.id for s in listed.sessions] == [first, third]
+    assert not listed.HasField("next_cursor")
+
+    for _ in range(2):
+        _start(env, "p2")
+    other = env.sessions.ListSessions(
+        sessions_pb2.ListSessionsRequest(project="p2", limit=1), metadata=env.auth()
+    )
+    assert other.HasField("next_cursor")
+    with pytest.raises(grpc.RpcError) as raised:
+        env.sessions.ListSessions(
+            sessions_pb2.ListSessionsRequest(project=PROJECT, cursor=other.next_cursor),
+            metadata=env.auth(),
+        )
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT

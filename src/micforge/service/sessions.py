@@ -301,37 +301,44 @@ class SessionService:
         limit: int = 50,
         cursor: str | None = None,
     ) -> tuple[list[dict], str | None]:
-        """Sessions in creation order. ``next_cursor`` is None only at the end; a filtered
-        page may hold fewer than ``limit`` sessions when it stops after LIST_SCAN_MAX reads."""
+        """Sessions in creation order. ``next_cursor`` is None once no further session
+        matches; a filtered page stops after LIST_SCAN_MAX reads and then hands back a
+        cursor whatever it found, so only then may the following page be empty."""
         self._authz.require(user, project, Role.READ)
         if state is not None and state not in STATE_VALUES:
             raise InvalidRequest(f"state must be one of {sorted(STATE_VALUES)}")
         if not isinstance(limit, int) or not 1 <= limit <= LIST_LIMIT_MAX:
             raise InvalidRequest(f"limit must be between 1 and {LIST_LIMIT_MAX}")
-        start_after = keys.session(project, decode_cursor(cursor)) if cursor else None
-        wanted = STATE_VALUES[state] if state is not None else None
         prefix = keys.sessions_prefix(project)
+        # The key after which the next page starts: past every session this one looked at,
+        # except a match it found beyond the limit (that one proves there is a next page).
+        resume_after = keys.session(project, decode_cursor(cursor, project)) if cursor else None
+        wanted = STATE_VALUES[state] if state is not None else None
         found: list[dict] = []
         scanned = 0
-        last_key = start_after
         while True:
             page = self._store.list(
-                prefix, start_after=last_key, limit=min(LIST_LIMIT_MAX, limit + 1)
+                prefix, start_after=resume_after, limit=min(LIST_LIMIT_MAX, limit + 1)
             )
             if not page:
                 return found, None
             for key in page:
-                if len(found) == limit or scanned >= LIST_SCAN_MAX:
-                    return found, encode_cursor(last_key.rsplit("/", 1)[1]) if last_key else None
-                last_key = key
+                if len(found) == limit and wanted is None:
+                    return found, encode_cursor(project, resume_after)  # a listed key matches
+                if scanned == LIST_SCAN_MAX:
+                    return found, encode_cursor(project, resume_after)
                 scanned += 1
                 try:
                     data, _ = self._store.get(key)
                 except KeyNotFound:
+                    resume_after = key
                     continue
                 rec = decode_session(data)
                 if wanted is None or rec.state == wanted:
+                    if len(found) == limit:
+                        return found, encode_cursor(project, resume_after)
                     found.append(session_view(project, rec))
+                resume_after = key
 
     def abandon(self, user: User, project: str, sid: str) -> dict:
         validate.session_id(sid)
@@ -592,13 +599,21 @@ def _check_text(text: str, what: str) -> None:
         raise InvalidRequest(f"{what} is not valid UTF-8") from None
 
 
-def encode_cursor(session_id: str) -> str:
-    return base64.urlsafe_b64encode(session_id.encode()).decode().rstrip("=")
+def encode_cursor(project: str, session_key: str | None) -> str:
+    """The cursor resuming a listing of ``project`` after ``session_key``. It names the
+    project, so a cursor handed out for another project's listing is refused."""
+    assert session_key is not None  # a page hands a cursor only after looking at a session
+    session_id = session_key.rsplit("/", 1)[1]
+    return base64.urlsafe_b64encode(f"{project}/{session_id}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> str:
+def decode_cursor(cursor: str, project: str) -> str:
+    """The session id after which a listing of ``project`` resumes."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        return validate.session_id(raw)
+        cursor_project, _, session_id = raw.rpartition("/")
+        if cursor_project == project:
+            return validate.session_id(session_id)
     except (binascii.Error, UnicodeDecodeError, ValueError, InvalidRequest):
-        raise InvalidRequest("cursor is not one this server handed out") from None
+        pass
+    raise InvalidRequest("cursor is not one this server handed out for this listing")
