@@ -142,9 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project_id")
     p.set_defaults(handler=_project_members)
 
-    auth = groups.add_parser("auth", help="auth DB backup and restore (SQLite)").add_subparsers(
-        dest="cmd", required=True, metavar="CMD"
-    )
+    auth = groups.add_parser(
+        "auth",
+        help="auth DB backup and restore (SQLite or PostgreSQL)",
+        description="Snapshots of the auth DB, SQLite or PostgreSQL, kept in the store as "
+        "SQLite files; any snapshot restores into either backend.",
+    ).add_subparsers(dest="cmd", required=True, metavar="CMD")
     p = auth.add_parser("backup", help="write a consistent snapshot of the auth DB to the store")
     _common(p)
     p.add_argument(
