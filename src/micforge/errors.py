@@ -46,7 +46,9 @@ class Conflict(MicError):
     code = "conflict"
     http_status = 409
 
-    def __init__(self, message: str = "", paths: list[str] | None = None, **details: object) -> None:
+    def __init__(
+        self, message: str = "", paths: list[str] | None = None, **details: object
+    ) -> None:
         self.paths = sorted(paths or [])
         super().__init__(message or "landing conflicts", paths=self.paths, **details)
 
