@@ -12,7 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from micforge.storage import InvalidKey, KeyNotFound, LocalStore, PreconditionFailed, StoreError
+from micforge.storage import (
+    InvalidKey,
+    KeyNotFound,
+    LocalStore,
+    PreconditionFailed,
+    StorageUnavailable,
+    StoreError,
+)
 from micforge.storage.hashing import blake3_hex
 from micforge.storage.local import HEADER_BYTES, MAGIC, STALE_TEMP_SECONDS
 
@@ -252,3 +259,21 @@ def test_a_write_into_existing_directories_fsyncs_the_file_and_its_directory(
     store.put("a/b/k", b"data")
     assert [step for step, _ in trace] == ["fsync", "rename", "fsync"], trace
     assert trace[1:] == [("rename", "a/b/k.mfo"), ("fsync", "a/b")]
+
+
+def test_listing_a_store_whose_objects_directory_is_gone_is_unavailable(tmp_path: Path) -> None:
+    """An empty prefix lists nothing; a store without its objects directory is broken,
+    and says so (health checks list the store)."""
+    store = LocalStore(tmp_path)
+    store.put("a/b", b"x")
+    assert store.list("nothing/here/") == []
+    objects = tmp_path / "objects"
+    os.rename(objects, tmp_path / "aside")
+    objects.write_bytes(b"a file where the directory was")
+    with pytest.raises(StorageUnavailable):
+        store.list("")
+    with pytest.raises(StorageUnavailable):
+        store.list("a/")
+    objects.unlink()
+    with pytest.raises(StorageUnavailable):
+        store.list("")

@@ -360,7 +360,14 @@ class LocalStore:
         try:
             entries = list(os.scandir(directory))
         except (FileNotFoundError, NotADirectoryError):
+            if not self._objects.is_dir():
+                # No prefix is simply empty here: the store itself is gone (health checks list).
+                raise StorageUnavailable(
+                    f"the store's objects directory {directory} is missing or not a directory"
+                ) from None
             return
+        except OSError as exc:
+            raise StorageUnavailable(f"listing {dir_key or 'the store'}: {exc}") from exc
         # Sorting directories as 'name/' makes depth-first order equal key order:
         # every key below 'd' starts with 'd/'.
         items: list[tuple[str, bool, str]] = []
