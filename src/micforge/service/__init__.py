@@ -6,6 +6,7 @@ own store (e.g. a moto-backed S3Store or a fault-injecting wrapper) and auth DB.
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ from micforge.service.projects import ProjectService
 from micforge.service.ratelimit import RateLimiter
 from micforge.service.sessions import SessionService, SessionStore, SyncHlc
 from micforge.storage import CachedStore, Store, open_backend
+
+log = logging.getLogger("micforge.service")
 
 # Parallel object-store reads/writes per Services (object stores are latency-bound).
 IO_THREADS = 16
@@ -47,6 +50,28 @@ class Services:
     _pool: ThreadPoolExecutor
     _listing_pool: ThreadPoolExecutor
     _owned: tuple
+
+    def health(self) -> dict[str, str]:
+        """Whether the store and the auth DB answer: {"store": "ok" | "unavailable",
+        "auth_db": ...}. REST ``/healthz`` and gRPC health both report this. Any
+        failure counts (logged), not just Unavailable: a health check must answer."""
+        checks: dict[str, str] = {}
+        for name, probe in (("store", self._probe_store), ("auth_db", self.auth.ping)):
+            try:
+                probe()
+                checks[name] = "ok"
+            except Exception as error:  # noqa: BLE001
+                log.warning("health check: %s failed: %s", name, error)
+                checks[name] = "unavailable"
+        return checks
+
+    def _probe_store(self) -> None:
+        self.store.list("", limit=1)  # reaches a remote store
+        # A store that lists may still refuse every write (a read-only mount). An
+        # object writer opened and aborted (leaving the block) writes nothing and
+        # fails there as every write would.
+        with self.store.open_writer():
+            pass
 
     def close(self) -> None:
         self._listing_pool.shutdown(wait=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -11,32 +9,11 @@ from micforge.api.rest.errors import error_response
 from micforge.api.rest.openapi import openapi_document
 
 bp = Blueprint("service", __name__)
-log = logging.getLogger("micforge.api.rest")
 
 
 @bp.get("/healthz")
 def healthz() -> Response | dict:
-    services = current_app.extensions["micforge"].services
-    checks: dict[str, str] = {}
-    # Any failure, not just Unavailable: a health check must answer, not crash.
-    try:
-        services.store.list("", limit=1)  # reaches a remote store
-        # A store that lists may still refuse every write (a read-only mount, a
-        # LocalStore root that is no longer a directory, which reads as empty).
-        # An object writer opened and aborted (leaving the block) writes nothing
-        # and fails there as every write would.
-        with services.store.open_writer():
-            pass
-        checks["store"] = "ok"
-    except Exception as error:  # noqa: BLE001
-        log.warning("health check: store failed: %s", error)
-        checks["store"] = "unavailable"
-    try:
-        services.auth.ping()
-        checks["auth_db"] = "ok"
-    except Exception as error:  # noqa: BLE001
-        log.warning("health check: auth DB failed: %s", error)
-        checks["auth_db"] = "unavailable"
+    checks = current_app.extensions["micforge"].services.health()  # also gRPC health's
     failed = sorted(name for name, status in checks.items() if status != "ok")
     if failed:
         return error_response(
