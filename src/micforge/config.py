@@ -45,6 +45,10 @@ class Config:
     cache_disk_bytes: int = 4 * GiB
     rate_limit_per_minute: int = 0  # per token; 0 = off
     grpc_chunk_bytes: int = 256 * KiB
+    # A gRPC stream with no progress this long is cancelled, freeing its worker
+    # (api/grpc/lifecycle.py); 0 = never.
+    grpc_stall_timeout_ms: int = 60_000
+    grpc_health_poll_ms: int = 5_000  # how often gRPC health re-runs the health checks
     # 1, not zstd's default 3: compresses source-like data ~50% faster for ~14% larger
     # objects (docs/benchmarks.md "gRPC"); git too writes loose objects at level 1.
     blob_zstd_level: int = 1

@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from micforge.errors import Conflict, MicError, RateLimited, Unauthorized
+from micforge.errors import Conflict, MicError, RateLimited, Unauthorized, Unavailable
+from micforge.storage import InvalidKey, KeyNotFound, PreconditionFailed, StoreError
 
 if TYPE_CHECKING:
+    from micforge.api.grpc.lifecycle import StallGuard, Watched
     from micforge.auth import TokenInfo, User
     from micforge.service.ratelimit import RateLimiter
 
@@ -252,6 +254,14 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
 def _abort_for(exc: Exception, method: str, context: grpc.ServicerContext) -> None:
     """Abort the call with the status of ``exc`` (always raises)."""
+    if isinstance(exc, StoreError) and not isinstance(
+        exc, (KeyNotFound, PreconditionFailed, InvalidKey)
+    ):
+        # As REST (api/rest/errors.py): a storage error the service layer let through
+        # means the store cannot be used (only a bug lets the other three out).
+        # UNAVAILABLE; the detail (file paths, bucket, endpoint) goes to the log only.
+        log.warning("store unusable: %s: %s", type(exc).__name__, exc)
+        exc = Unavailable("storage is unavailable")
     if isinstance(exc, MicError):
         status, details = status_for(exc), details_for(exc)
         gone = _client_gone(context)
@@ -271,6 +281,68 @@ def _abort_for(exc: Exception, method: str, context: grpc.ServicerContext) -> No
     log.exception("grpc %s failed", method)
     context.set_trailing_metadata([(ERROR_CODE_KEY, "internal")])
     context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
+class StallInterceptor(grpc.ServerInterceptor):
+    """Streaming calls are watched by ``guard``, which cancels one once it stops
+    moving (api/grpc/lifecycle.py); such a call ends CANCELLED, whatever the
+    servicer made of its broken stream. ``guard=None``: nothing is watched."""
+
+    def __init__(self, guard: StallGuard | None) -> None:
+        self._guard = guard
+
+    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = continuation(handler_call_details)
+        guard = self._guard
+        if guard is None or not _ours(handler, handler_call_details):
+            return handler
+        if not (handler.request_streaming or handler.response_streaming):
+            return handler
+        method = handler_call_details.method
+        request_streaming = handler.request_streaming
+
+        def wrap(behavior: Behavior, response_streaming: bool) -> Behavior:
+            if response_streaming:
+
+                def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                    with guard.watch(context, method) as watched:
+                        try:
+                            if request_streaming:
+                                request = _progressing(request, watched.progress)
+                            for response in behavior(request, context):
+                                yield response
+                                watched.progress()  # asked for the next: this one was sent
+                        except Exception:
+                            _abort_if_stalled(watched, context)
+                            raise
+
+                return streaming
+
+            def unary(request: Any, context: grpc.ServicerContext) -> Any:
+                with guard.watch(context, method) as watched:
+                    try:
+                        return behavior(_progressing(request, watched.progress), context)
+                    except Exception:
+                        _abort_if_stalled(watched, context)
+                        raise
+
+            return unary
+
+        return _rewrap(handler, wrap)
+
+
+def _progressing(requests: Iterator[Any], progress: Callable[[], None]) -> Iterator[Any]:
+    for request in requests:
+        progress()
+        yield request
+
+
+def _abort_if_stalled(watched: Watched, context: grpc.ServicerContext) -> None:
+    if watched.stalled:
+        context.abort(
+            grpc.StatusCode.CANCELLED,
+            f"cancelled by the server: the stream made no progress for {watched.timeout_s:g}s",
+        )
 
 
 class AuthInterceptor(grpc.ServerInterceptor):
@@ -360,6 +432,16 @@ class RpcMetrics:
                 registry=registry,
             ),
         )
+        self.stalled = _registered(
+            registry,
+            "micforge_grpc_stalled_calls_total",
+            lambda: Counter(
+                "micforge_grpc_stalled_calls",
+                "gRPC streams cancelled after making no progress for grpc_stall_timeout_ms",
+                ["method"],
+                registry=registry,
+            ),
+        )
 
 
 def _registered(registry: CollectorRegistry, name: str, make: Callable[[], Any]) -> Any:
@@ -374,10 +456,12 @@ def default_interceptors(
     metrics: RpcMetrics,
     authenticate: Callable[[str], tuple[User, TokenInfo]],
     limiter: RateLimiter,
+    guard: StallGuard | None = None,
 ) -> list[grpc.ServerInterceptor]:
-    """Outermost first: logging/metrics, then error mapping, then authentication."""
+    """Outermost first: logging/metrics, error mapping, stalled streams, authentication."""
     return [
         LoggingInterceptor(metrics),
         ErrorInterceptor(),
+        StallInterceptor(guard),
         AuthInterceptor(authenticate, limiter),
     ]

@@ -6,7 +6,7 @@ from concurrent import futures
 from typing import TYPE_CHECKING
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from micforge.api.grpc.gen.micforge.v1 import (
@@ -16,6 +16,7 @@ from micforge.api.grpc.gen.micforge.v1 import (
     sessions_pb2_grpc,
 )
 from micforge.api.grpc.interceptors import RpcMetrics, default_interceptors
+from micforge.api.grpc.lifecycle import FollowingHealth, GrpcServer, StallGuard
 from micforge.api.grpc.servicers import ContentServicer, SessionServicer
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 # Room for a message's framing and non-data fields on top of its payload.
 _MESSAGE_OVERHEAD_BYTES = 64 * 1024
 
+_HEALTH_SERVICE_NAME = "grpc.health.v1.Health"
 SERVICE_NAMES = (
     sessions_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name,
     content_pb2.DESCRIPTOR.services_by_name["ContentService"].full_name,
@@ -33,13 +35,22 @@ SERVICE_NAMES = (
 
 def build_grpc_server(
     config: Config, services: Services, bind: str = "127.0.0.1:0"
-) -> tuple[grpc.Server, int]:
+) -> tuple[GrpcServer, int]:
     """A gRPC server for ``services`` bound to ``bind``, not yet started: returns (server, port).
 
-    The caller starts it (``server.start()``) and stops it (``server.stop(grace)``).
-    ``bind`` with port 0 picks a free port, which is returned.
+    The caller starts it (``server.start()``) and stops it (``server.stop(grace)``),
+    which also starts and stops its housekeeping (health, stalled streams:
+    api/grpc/lifecycle.py). ``bind`` with port 0 picks a free port, which is returned.
     """
     metrics = RpcMetrics(services.metrics.registry)
+    guard = (
+        StallGuard(
+            config.grpc_stall_timeout_ms / 1000,
+            on_stall=lambda method: metrics.stalled.labels(method=method).inc(),
+        )
+        if config.grpc_stall_timeout_ms > 0
+        else None
+    )
     # The largest message we accept: a blob chunk a client chose, or a unary
     # request as large as REST accepts as a JSON body (a batch of operations).
     receive_max_bytes = (
@@ -48,7 +59,7 @@ def build_grpc_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="micforge-grpc"),
         interceptors=default_interceptors(
-            metrics, services.auth.authenticate, services.rate_limiter
+            metrics, services.auth.authenticate, services.rate_limiter, guard
         ),
         options=[
             ("grpc.max_receive_message_length", receive_max_bytes),
@@ -64,12 +75,10 @@ def build_grpc_server(
         ContentServicer(services, metrics, config.grpc_chunk_bytes), server
     )
 
-    health_servicer = health.HealthServicer()
-    for name in ("", *SERVICE_NAMES):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_servicer = FollowingHealth(services.health, ("", *SERVICE_NAMES))
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (*SERVICE_NAMES, _HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server
     )
 
     try:
@@ -80,4 +89,10 @@ def build_grpc_server(
         ) from error
     if port == 0:  # older grpc releases return 0 instead of raising
         raise OSError(f"gRPC server could not bind {bind}")
-    return server, port
+    # With the stall guard off, the housekeeping thread still sweeps (nothing) and polls health.
+    return GrpcServer(
+        server,
+        health_servicer,
+        guard or StallGuard(float("inf")),
+        config.grpc_health_poll_ms / 1000,
+    ), port

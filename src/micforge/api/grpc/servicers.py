@@ -12,6 +12,7 @@ fields that need a real "unset" (positions) are `optional` in the .proto.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -157,6 +158,19 @@ def _session_ref(request: Any) -> tuple[str, str]:
     return validate.project_id(request.project), validate.session_id(request.session_id)
 
 
+# How long an upload stream that ended without `last` waits to learn whether the
+# call was cancelled (the iterator's end can arrive before the cancel event), so
+# that the log and metrics say CANCELLED / DEADLINE_EXCEEDED rather than
+# INVALID_ARGUMENT. Only a broken client (a half-close without `last`) waits it out.
+_CANCEL_GRACE_S = 0.05
+
+
+def _await_termination(context: CallContext, timeout_s: float) -> None:
+    ended = threading.Event()
+    if context.add_callback(ended.set):  # False: the call has already terminated
+        ended.wait(timeout_s)
+
+
 class ContentServicer(content_pb2_grpc.ContentServiceServicer):
     def __init__(self, services: Services, metrics: RpcMetrics, chunk_bytes: int) -> None:
         self._content = services.content
@@ -259,6 +273,7 @@ class ContentServicer(content_pb2_grpc.ContentServiceServicer):
                     # grpc ends the request iterator the same way for a client's
                     # half-close and (racing its cancel event) for a cancelled or
                     # timed-out call, so only `last` proves the upload is whole.
+                    _await_termination(context, _CANCEL_GRACE_S)
                     raise InvalidRequest(
                         "PutBlob stream ended without a message marked last; nothing was stored"
                     )
@@ -268,6 +283,10 @@ class ContentServicer(content_pb2_grpc.ContentServiceServicer):
                     )
             if next(request_iterator, None) is not None:
                 raise InvalidRequest("PutBlob messages after the one marked last")
+            if not context.is_active():
+                # The client left (cancelled, or its deadline passed) while its last bytes
+                # were being taken in: it cannot learn the outcome, so store nothing.
+                raise InvalidRequest("PutBlob call ended before the blob was stored")
 
         view, created = self._blobs.put_stream(
             context.user,
