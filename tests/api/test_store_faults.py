@@ -53,6 +53,9 @@ def test_unusable_store_root_is_503_for_writes_and_health(micforge_server_factor
             api.post(f"/api/mic/projects/{project}/sessions", json={"goal": "during"}),
             api.post(f"/api/mic/projects/{project}/sessions/{sid}/land"),
             api.post(f"/api/mic/projects/{project}/blobs", data=b"during the fault"),
+            # Reads the cache cannot answer: not an empty project, an outage.
+            api.get(f"/api/mic/projects/{project}/sessions"),
+            api.get(f"/api/mic/projects/{project}/blobs/{'0' * 64}"),
         ]
         for response in refused:
             error = assert_error(response, 503, "unavailable")

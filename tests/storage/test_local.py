@@ -261,9 +261,9 @@ def test_a_write_into_existing_directories_fsyncs_the_file_and_its_directory(
     assert trace[1:] == [("rename", "a/b/k.mfo"), ("fsync", "a/b")]
 
 
-def test_listing_a_store_whose_objects_directory_is_gone_is_unavailable(tmp_path: Path) -> None:
-    """An empty prefix lists nothing; a store without its objects directory is broken,
-    and says so (health checks list the store)."""
+def test_a_store_whose_objects_directory_is_gone_is_unavailable(tmp_path: Path) -> None:
+    """An empty prefix lists nothing and a missing key is absent; a store without its
+    objects directory is broken, and says so rather than reading as empty."""
     store = LocalStore(tmp_path)
     store.put("a/b", b"x")
     assert store.list("nothing/here/") == []
@@ -274,6 +274,11 @@ def test_listing_a_store_whose_objects_directory_is_gone_is_unavailable(tmp_path
         store.list("")
     with pytest.raises(StorageUnavailable):
         store.list("a/")
+    for read in (store.head, store.get, store.open):
+        with pytest.raises(StorageUnavailable):
+            read("a/b")  # not "absent": the whole store is
     objects.unlink()
     with pytest.raises(StorageUnavailable):
         store.list("")
+    with pytest.raises(StorageUnavailable):
+        store.head("a/b")

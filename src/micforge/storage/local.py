@@ -127,9 +127,8 @@ class LocalStore:
             with open(path, "rb") as f:
                 etag = self._read_header(f, key)
                 return f.read(), etag
-        except FileNotFoundError as exc:
-            raise KeyNotFound(key) from exc
-        except NotADirectoryError as exc:
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            self._check_root()
             raise KeyNotFound(key) from exc
         except OSError as exc:
             raise StorageUnavailable(f"reading {key}: {exc}") from exc
@@ -140,6 +139,7 @@ class LocalStore:
             with open(path, "rb") as f:
                 return self._read_header(f, key)
         except (FileNotFoundError, NotADirectoryError):
+            self._check_root()
             return None
         except OSError as exc:
             raise StorageUnavailable(f"reading {key}: {exc}") from exc
@@ -149,6 +149,7 @@ class LocalStore:
         try:
             f = open(path, "rb")  # noqa: SIM115 - ownership passes to the caller
         except (FileNotFoundError, NotADirectoryError) as exc:
+            self._check_root()
             raise KeyNotFound(key) from exc
         except OSError as exc:
             raise StorageUnavailable(f"reading {key}: {exc}") from exc
@@ -353,6 +354,15 @@ class LocalStore:
         finally:
             os.close(fd)
 
+    def _check_root(self) -> None:
+        """Raise StorageUnavailable if the objects directory is gone. Called when a key or
+        prefix is missing: an absent key is an answer, a store without its root is not
+        (it would read as an empty store and every project as empty)."""
+        if not self._objects.is_dir():
+            raise StorageUnavailable(
+                f"the store's objects directory {self._objects} is missing or not a directory"
+            )
+
     def _walk_sorted(
         self, directory: Path, dir_key: str, prefix: str, start_after: str | None
     ) -> Iterator[str]:
@@ -360,11 +370,7 @@ class LocalStore:
         try:
             entries = list(os.scandir(directory))
         except (FileNotFoundError, NotADirectoryError):
-            if not self._objects.is_dir():
-                # No prefix is simply empty here: the store itself is gone (health checks list).
-                raise StorageUnavailable(
-                    f"the store's objects directory {directory} is missing or not a directory"
-                ) from None
+            self._check_root()  # a prefix without keys is empty; a store without its root is broken
             return
         except OSError as exc:
             raise StorageUnavailable(f"listing {dir_key or 'the store'}: {exc}") from exc
