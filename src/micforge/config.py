@@ -2,8 +2,10 @@
 
 Precedence, highest first: explicit values (command-line flags, or keyword
 arguments in code and tests) > ``MICFORGE_*`` environment variables > the
-defaults below. This is the only module that reads ``os.environ``; boto3 reads
-the standard ``AWS_*`` variables itself (endpoint, region, credentials).
+defaults below. This is the only module that reads ``MICFORGE_*`` variables;
+boto3 reads the standard ``AWS_*`` ones itself (endpoint, region, credentials),
+and ``api/allocator.py`` looks for glibc's ``MALLOC_*`` / ``GLIBC_TUNABLES`` so
+that an operator's own allocator settings win (docs/configuration.md).
 """
 
 from __future__ import annotations

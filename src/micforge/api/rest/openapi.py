@@ -319,7 +319,7 @@ OPERATIONS: tuple[Operation, ...] = (
               {204: None}, errors=(403, 404), tag="projects"),
     Operation("post", _P + "/sessions", "startSession", "Start a session at the current tip.",
               {201: _ref("Session")}, errors=(403, 404), body="NewSessionRequest", tag="sessions"),
-    Operation("get", _P + "/sessions", "listSessions", "Sessions, newest first, paginated.",
+    Operation("get", _P + "/sessions", "listSessions", "Sessions in creation order (oldest first), paginated.",
               {200: _ref("SessionList")}, errors=(404,), query=("state", "limit", "cursor"),
               tag="sessions"),
     Operation("get", _S, "getSession", "One session.",
