@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from micforge.api.grpc.gen.micforge.v1 import content_pb2, sessions_pb2
 from micforge.api.grpc.interceptors import CallContext, RpcMetrics
-from micforge.api.grpc.lifecycle import StallGuard
+from micforge.api.grpc.lifecycle import FollowingHealth, StallGuard
 from micforge.api.grpc.servicers import ContentServicer
 from micforge.errors import InvalidRequest
 
@@ -316,3 +316,60 @@ def test_status_changes_racing_watchers_that_leave_never_hang_health(
     watch = stub.Watch(health_pb2.HealthCheckRequest(service="unknown"), timeout=5)
     assert next(watch).status == health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
     watch.cancel()
+
+
+class _WatchContext:
+    """grpc's side of a Watch call, stood in for: the servicer only registers its close callback."""
+
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        return True
+
+
+def test_a_watcher_whose_sends_block_does_not_starve_the_others() -> None:
+    """One delivery task per watcher: a watcher stuck in a send (its client stopped
+    reading) holds one sender thread, whatever the number of status changes."""
+    state = {"ok": True}
+    health = FollowingHealth(lambda: {"store": "ok" if state["ok"] else "down"}, ("",))
+    stuck, release = threading.Event(), threading.Event()
+
+    def stuck_send(response: object) -> None:
+        if response is not None:
+            stuck.set()
+            release.wait(30)  # flow control full: the send does not complete
+
+    request = health_pb2.HealthCheckRequest(service="")
+    health.Watch(request, _WatchContext(), stuck_send)  # type: ignore[arg-type]
+    assert stuck.wait(5)
+    try:
+        for _ in range(5):
+            state["ok"] = not state["ok"]
+            health.refresh()
+        got: list[object] = []
+        health.Watch(request, _WatchContext(), got.append)  # type: ignore[arg-type]
+        assert wait_for(lambda: len(got) == 1, timeout_s=5)
+    finally:
+        release.set()
+        health.close()
+
+
+def test_a_failure_reporting_one_stalled_call_does_not_spare_the_others() -> None:
+    class Context:
+        def __init__(self, peer_fails: bool) -> None:
+            self.peer_fails = peer_fails
+            self.cancelled = 0
+
+        def peer(self) -> str:
+            if self.peer_fails:
+                raise RuntimeError("peer gone")
+            return "ipv4:127.0.0.1:1"
+
+        def cancel(self) -> None:
+            self.cancelled += 1
+
+    clock = [0.0]
+    guard = StallGuard(1.0, clock=lambda: clock[0])
+    first, second = Context(True), Context(False)
+    with guard.watch(first, "/m/A"), guard.watch(second, "/m/B"):  # type: ignore[arg-type]
+        clock[0] = 5.0
+        assert guard.sweep() == 2
+    assert (first.cancelled, second.cancelled) == (1, 1)

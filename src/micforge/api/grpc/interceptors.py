@@ -284,9 +284,9 @@ def _abort_for(exc: Exception, method: str, context: grpc.ServicerContext) -> No
 
 
 class StallInterceptor(grpc.ServerInterceptor):
-    """Streaming calls are watched by ``guard``, which cancels one once it stops
-    moving (api/grpc/lifecycle.py); such a call ends CANCELLED, whatever the
-    servicer made of its broken stream. ``guard=None``: nothing is watched."""
+    """Streaming calls are watched by ``guard``, which cancels one once its client
+    stops moving (api/grpc/lifecycle.py): the call ends CANCELLED and the reason
+    goes to the log. ``guard=None``: nothing is watched."""
 
     def __init__(self, guard: StallGuard | None) -> None:
         self._guard = guard
@@ -306,43 +306,28 @@ class StallInterceptor(grpc.ServerInterceptor):
 
                 def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                     with guard.watch(context, method) as watched:
-                        try:
-                            if request_streaming:
-                                request = _progressing(request, watched.progress)
-                            for response in behavior(request, context):
-                                yield response
-                                watched.progress()  # asked for the next: this one was sent
-                        except Exception:
-                            _abort_if_stalled(watched, context)
-                            raise
+                        if request_streaming:
+                            request = _progressing(request, watched)
+                        for response in behavior(request, context):
+                            yield response
+                            watched.progress()  # asked for the next: this one was sent
 
                 return streaming
 
             def unary(request: Any, context: grpc.ServicerContext) -> Any:
                 with guard.watch(context, method) as watched:
-                    try:
-                        return behavior(_progressing(request, watched.progress), context)
-                    except Exception:
-                        _abort_if_stalled(watched, context)
-                        raise
+                    return behavior(_progressing(request, watched), context)
 
             return unary
 
         return _rewrap(handler, wrap)
 
 
-def _progressing(requests: Iterator[Any], progress: Callable[[], None]) -> Iterator[Any]:
+def _progressing(requests: Iterator[Any], watched: Watched) -> Iterator[Any]:
     for request in requests:
-        progress()
+        watched.progress()
         yield request
-
-
-def _abort_if_stalled(watched: Watched, context: grpc.ServicerContext) -> None:
-    if watched.stalled:
-        context.abort(
-            grpc.StatusCode.CANCELLED,
-            f"cancelled by the server: the stream made no progress for {watched.timeout_s:g}s",
-        )
+    watched.client_done()
 
 
 class AuthInterceptor(grpc.ServerInterceptor):

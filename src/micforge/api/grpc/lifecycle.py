@@ -42,14 +42,16 @@ SWEEP_INTERVAL_S = 1.0
 
 
 class _Watcher:
-    """One Watch stream. Deliveries send the *current* status if it is not the one
-    last sent, one at a time, so a watcher never sees statuses out of order."""
+    """One Watch stream. At most one delivery task per watcher runs or waits at a
+    time (``scheduled``); it sends the *current* status until the watcher has
+    it, so statuses never go out of order and a watcher whose sends block ties
+    up one sender thread, not one per status change."""
 
     def __init__(self, service: str, send: Callable[[Any], None]) -> None:
         self.service = service
         self.send = send
-        self.lock = threading.Lock()
         self.sent: int | None = None
+        self.scheduled = False
         self.closed = False
 
 
@@ -81,6 +83,7 @@ class FollowingHealth(health_pb2_grpc.HealthServicer):
             max_workers=4, thread_name_prefix="micforge-grpc-health"
         )
         self._status: int | None = None
+        self._refreshing = threading.Lock()
         self.refresh()
 
     def refresh(self) -> bool:
@@ -93,13 +96,14 @@ class FollowingHealth(health_pb2_grpc.HealthServicer):
             log.warning("health check failed: %s", error)
             failed = ["health check"]
         status = NOT_SERVING if failed else SERVING
-        if status != self._status:
-            if failed:
-                log.warning("grpc health: NOT_SERVING (not answering: %s)", ", ".join(failed))
-            elif self._status is not None:
-                log.info("grpc health: SERVING again")
-            self._status = status
-            self._publish(status)
+        with self._refreshing:  # compare and publish as one step
+            if status != self._status:
+                if failed:
+                    log.warning("grpc health: NOT_SERVING (not answering: %s)", ", ".join(failed))
+                elif self._status is not None:
+                    log.info("grpc health: SERVING again")
+                self._status = status
+                self._publish(status)
         return not failed
 
     def enter_graceful_shutdown(self) -> None:
@@ -123,13 +127,19 @@ class FollowingHealth(health_pb2_grpc.HealthServicer):
             self._deliver(watcher)
 
     def _deliver(self, watcher: _Watcher) -> None:
+        with self._lock:
+            if watcher.scheduled:
+                return  # the watcher's task sends whatever is current when it gets there
+            watcher.scheduled = True
+
         def send() -> None:
-            with watcher.lock:
+            while True:
                 with self._lock:
                     status = self._statuses.get(watcher.service, SERVICE_UNKNOWN)
-                if watcher.closed or status == watcher.sent:
-                    return
-                watcher.sent = status
+                    if watcher.closed or status == watcher.sent:
+                        watcher.scheduled = False
+                        return
+                    watcher.sent = status
                 watcher.send(health_pb2.HealthCheckResponse(status=status))
 
         try:
@@ -191,7 +201,7 @@ class Watched:
     """One watched call: ``progress()`` whenever its stream moves; ``stalled`` once
     the guard has cancelled it."""
 
-    __slots__ = ("last", "context", "method", "timeout_s", "stalled", "_clock")
+    __slots__ = ("last", "context", "method", "timeout_s", "stalled", "idle", "_clock")
 
     def __init__(
         self,
@@ -204,11 +214,17 @@ class Watched:
         self.method = method
         self.timeout_s = timeout_s
         self.stalled = False
+        self.idle = False  # the client has nothing left to send or read: not a stall
         self._clock = clock
         self.last = clock()
 
     def progress(self) -> None:
         self.last = self._clock()
+
+    def client_done(self) -> None:
+        """The client sent its last message: what the server does next (hashing,
+        compressing, committing: possibly a long S3 upload) is not the client stalling."""
+        self.idle = True
 
 
 class StallGuard:
@@ -250,19 +266,26 @@ class StallGuard:
         """Cancel every watched call idle for longer than the timeout; return how many."""
         now = self._clock()
         with self._lock:
-            stale = [key for key, w in self._calls.items() if now - w.last > self.timeout_s]
+            stale = [
+                key
+                for key, w in self._calls.items()
+                if not w.idle and now - w.last > self.timeout_s
+            ]
             cancelled = [self._calls.pop(key) for key in stale]
         for watched in cancelled:
             watched.stalled = True
-            log.warning(
-                "grpc %s: no progress for %.0fs, cancelling the call (peer=%s)",
-                watched.method,
-                now - watched.last,
-                watched.context.peer(),
-            )
-            if self._on_stall is not None:
-                self._on_stall(watched.method)
             watched.context.cancel()  # wakes the worker: the stream ends, CANCELLED
+            try:
+                log.warning(
+                    "grpc %s: no progress for %.0fs, cancelled the call (peer=%s)",
+                    watched.method,
+                    now - watched.last,
+                    watched.context.peer(),
+                )
+                if self._on_stall is not None:
+                    self._on_stall(watched.method)
+            except Exception:  # noqa: BLE001 - the other stalled calls still get cancelled
+                log.exception("grpc stall guard: reporting a stalled call failed")
         return len(cancelled)
 
 
@@ -286,37 +309,42 @@ class GrpcServer:
         self.guard = guard
         self._health_poll_s = health_poll_s
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         self._server.start()
-        self._thread = threading.Thread(
-            target=self._housekeeping, name="micforge-grpc-housekeeping", daemon=True
-        )
-        self._thread.start()
+        # Two threads: a health check that hangs (a store timing out) must not
+        # stop stalled streams from being cancelled, which is when they pile up.
+        self._threads = [
+            threading.Thread(target=target, name=f"micforge-grpc-{name}", daemon=True)
+            for name, target in (("stalls", self._sweep_stalls), ("health", self._poll_health))
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, grace: float | None) -> threading.Event:
         self.health.enter_graceful_shutdown()
         self._stopping.set()
         done = self._server.stop(grace)
-        if self._thread is not None and self._thread is not threading.current_thread():
-            # A health check in flight (a store timing out) may take a while; the
-            # thread is a daemon and only reads, so stop does not wait for it long.
-            self._thread.join(timeout=2.0)
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                # A health check in flight may take a while; the thread is a daemon
+                # and only reads, so stop does not wait for it long.
+                thread.join(timeout=2.0)
         self.health.close()
         return done
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._server, name)
 
-    def _housekeeping(self) -> None:
-        next_health = time.monotonic() + self._health_poll_s
-        interval_s = min(SWEEP_INTERVAL_S, self.guard.timeout_s / 2, self._health_poll_s)
+    def _sweep_stalls(self) -> None:
+        interval_s = min(SWEEP_INTERVAL_S, self.guard.timeout_s / 2)
         while not self._stopping.wait(interval_s):
             try:
                 self.guard.sweep()
-                if time.monotonic() >= next_health:
-                    self.health.refresh()
-                    next_health = time.monotonic() + self._health_poll_s
             except Exception:  # noqa: BLE001 - the thread must outlive one bad round
-                log.exception("grpc housekeeping failed")
+                log.exception("grpc stall sweep failed")
+
+    def _poll_health(self) -> None:
+        while not self._stopping.wait(self._health_poll_s):
+            self.health.refresh()  # never raises: a failing check is NOT_SERVING
