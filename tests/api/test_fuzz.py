@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from schemathesis import checks
 from schemathesis.generation import GenerationMode
@@ -57,6 +57,10 @@ def _run(target, strategy, max_examples: int, response_checks) -> None:
     @settings(max_examples=max_examples, **FUZZ_SETTINGS)
     @given(case=strategy)
     def check(case) -> None:
+        # requests leaves out query values that are None or empty lists: a negative
+        # case whose only invalid part is such a parameter reaches the server as a
+        # valid request (seen: GET .../log?from=0 answered 200, flagged as accepted).
+        assume(not any(value is None or value == [] for value in (case.query or {}).values()))
         headers = dict(target["headers"])
         case.call_and_validate(base_url=target["url"], headers=headers, checks=response_checks)
 

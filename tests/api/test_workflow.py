@@ -198,3 +198,21 @@ def test_token_lifecycle_and_revocation_is_immediate(micforge_server):
     # Someone else's token id is not found, so token ids do not leak either.
     other = micforge_server.client(micforge_server.create_user().token)
     assert_error(other.delete(f"/api/mic/tokens/{listed[0]['id']}"), 404, "not_found")
+
+
+def test_a_token_without_expiry_and_the_document_agree(micforge_server):
+    """expires_in_days left out or null: no expiry; /api/openapi.json says null is allowed."""
+    api = micforge_server.client(micforge_server.create_user().token)
+    for body in ({"name": "forever"}, {"name": "forever too", "expires_in_days": None}):
+        created = api.post("/api/mic/tokens", json=body)
+        assert created.status_code == 201, created.text
+        assert created.json()["expires_at"] is None
+    document = api.get("/api/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    days = next(
+        schema["properties"]["expires_in_days"]
+        for schema in schemas.values()
+        if "expires_in_days" in schema.get("properties", {})
+        and "name" in schema.get("required", [])
+    )
+    assert days["nullable"] is True

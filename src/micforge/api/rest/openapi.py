@@ -204,7 +204,13 @@ REQUEST_BODIES: dict[str, Schema] = {
                 "maxLength": 200,
                 "pattern": r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$",
             },
-            "expires_in_days": {"type": "integer", "minimum": 1, "maximum": 3650},
+            # null is the same as leaving it out (no expiry), as the server reads it.
+            "expires_in_days": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 3650,
+                "nullable": True,
+            },
         },
     },
     "NewProjectRequest": {
