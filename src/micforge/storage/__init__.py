@@ -16,6 +16,7 @@ from micforge.storage.base import (
     StorageUnavailable,
     Store,
     StoreError,
+    store_unusable,
 )
 from micforge.storage.cache import CachedStore, CacheStats
 from micforge.storage.local import LocalStore
@@ -35,6 +36,7 @@ __all__ = [
     "StoreError",
     "open_backend",
     "open_store",
+    "store_unusable",
 ]
 
 

@@ -45,6 +45,18 @@ class InvalidKey(StoreError, ValueError):
     """The key is not a valid store key (empty, absolute, '..', NUL, too long, ...)."""
 
 
+def store_unusable(error: StoreError) -> bool:
+    """Whether a storage error that reached a front end means the store cannot be used.
+
+    The service layer handles an absent key and a failed condition itself, and
+    only a bug builds a malformed key: those three are bugs when they get out.
+    Every other one (``StorageUnavailable`` after its retries, a LocalStore root
+    that is no longer a directory, an object that is not a LocalStore object, an
+    S3 bucket gone or access denied) is an outage: REST's 503, gRPC's UNAVAILABLE.
+    """
+    return not isinstance(error, (KeyNotFound, PreconditionFailed, InvalidKey))
+
+
 class ObjectWriter(Protocol):
     """An object written piece by piece, invisible until ``commit`` (see ``Store.open_writer``).
 

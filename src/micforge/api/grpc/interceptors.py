@@ -24,7 +24,7 @@ import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from micforge.errors import Conflict, MicError, RateLimited, Unauthorized, Unavailable
-from micforge.storage import InvalidKey, KeyNotFound, PreconditionFailed, StoreError
+from micforge.storage import StoreError, store_unusable
 
 if TYPE_CHECKING:
     from micforge.api.grpc.lifecycle import StallGuard, Watched
@@ -254,12 +254,9 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
 def _abort_for(exc: Exception, method: str, context: grpc.ServicerContext) -> None:
     """Abort the call with the status of ``exc`` (always raises)."""
-    if isinstance(exc, StoreError) and not isinstance(
-        exc, (KeyNotFound, PreconditionFailed, InvalidKey)
-    ):
-        # As REST (api/rest/errors.py): a storage error the service layer let through
-        # means the store cannot be used (only a bug lets the other three out).
-        # UNAVAILABLE; the detail (file paths, bucket, endpoint) goes to the log only.
+    if isinstance(exc, StoreError) and store_unusable(exc):
+        # As REST (api/rest/errors.py): UNAVAILABLE; the detail (file paths, bucket,
+        # endpoint) goes to the log only.
         log.warning("store unusable: %s: %s", type(exc).__name__, exc)
         exc = Unavailable("storage is unavailable")
     if isinstance(exc, MicError):

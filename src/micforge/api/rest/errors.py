@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from micforge.api.rest.auth import challenge
 from micforge.errors import MicError, RateLimited, Unauthorized
-from micforge.storage import InvalidKey, KeyNotFound, PreconditionFailed, StoreError
+from micforge.storage import StoreError, store_unusable
 
 log = logging.getLogger("micforge.api.rest")
 
@@ -65,16 +65,11 @@ def _mic_error(error: MicError) -> Response:
 
 
 def _store_error(error: StoreError) -> Response:
-    """A storage error the service layer let through.
-
-    Those it handles itself (absent key, failed condition) or that only a bug
-    produces (a malformed key) are a 500 like any bug. Every other one says the
-    store cannot be used — ``StorageUnavailable`` after its retries, a LocalStore
-    root that is no longer a directory, an object that is not a LocalStore
-    object, an S3 bucket gone or access denied — which API.md answers with 503
-    ``unavailable``. The detail (file paths, bucket names) goes to the log only.
+    """A storage error the service layer let through: a 500 like any bug, unless it
+    means the store cannot be used (``store_unusable``), which API.md answers with
+    503 ``unavailable``. The detail (file paths, bucket names) goes to the log only.
     """
-    if isinstance(error, (KeyNotFound, PreconditionFailed, InvalidKey)):
+    if not store_unusable(error):
         return _unexpected(error)
     log.warning("store unusable: %s: %s", type(error).__name__, error)
     return error_response(503, "unavailable", "storage is unavailable")
