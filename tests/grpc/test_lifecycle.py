@@ -373,3 +373,10 @@ def test_a_failure_reporting_one_stalled_call_does_not_spare_the_others() -> Non
         clock[0] = 5.0
         assert guard.sweep() == 2
     assert (first.cancelled, second.cancelled) == (1, 1)
+
+
+def test_a_stall_timeout_of_zero_watches_nothing(make_grpc_env: Callable[..., GrpcEnv]) -> None:
+    env = make_grpc_env(grpc_stall_timeout_ms=0)
+    assert env.server.guard is None
+    assert env.put_blob(b"no guard, still served").created
+    assert _status(env) == SERVING

@@ -6,7 +6,7 @@ workers, and a streaming call holds its worker until the stream ends. A client
 that opens a stream and then neither sends (PutBlob) nor reads (GetBlob) would
 hold it for ever: a handful of them, with nothing more than read access, would
 leave no worker for anyone, health checks included. :class:`StallGuard`
-cancels a stream that has made no progress for ``stall_timeout_s`` (a message
+cancels a stream that has made no progress for ``timeout_s`` (a message
 received, or one sent and taken by the client), which ends it at once and
 frees its worker; a slow client that keeps moving is never cut off.
 
@@ -37,7 +37,7 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVICE_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
 
-# How often the housekeeping thread looks for stalled streams.
+# How often the stall thread looks for stalled streams (at most).
 SWEEP_INTERVAL_S = 1.0
 
 
@@ -64,7 +64,7 @@ class FollowingHealth(health_pb2_grpc.HealthServicer):
     lock too, on the thread that completes sends, so a status change racing a
     watcher's disconnect deadlocked every health call (and a watcher that stops
     reading blocked them all). Here no send happens under the lock; sends go
-    through a small pool of their own, so neither the housekeeping thread nor
+    through a small pool of their own, so neither the health thread nor
     ``stop()`` ever waits on a client.
     """
 
@@ -201,18 +201,13 @@ class Watched:
     """One watched call: ``progress()`` whenever its stream moves; ``stalled`` once
     the guard has cancelled it."""
 
-    __slots__ = ("last", "context", "method", "timeout_s", "stalled", "idle", "_clock")
+    __slots__ = ("last", "context", "method", "stalled", "idle", "_clock")
 
     def __init__(
-        self,
-        context: grpc.ServicerContext,
-        method: str,
-        timeout_s: float,
-        clock: Callable[[], float],
+        self, context: grpc.ServicerContext, method: str, clock: Callable[[], float]
     ) -> None:
         self.context = context
         self.method = method
-        self.timeout_s = timeout_s
         self.stalled = False
         self.idle = False  # the client has nothing left to send or read: not a stall
         self._clock = clock
@@ -248,7 +243,7 @@ class StallGuard:
     @contextlib.contextmanager
     def watch(self, context: grpc.ServicerContext, method: str) -> Iterator[Watched]:
         """Watch a call for as long as the block runs."""
-        watched = Watched(context, method, self.timeout_s, self._clock)
+        watched = Watched(context, method, self._clock)
         key = next(self._ids)
         with self._lock:
             self._calls[key] = watched
@@ -290,18 +285,19 @@ class StallGuard:
 
 
 class GrpcServer:
-    """A started-on-demand ``grpc.Server`` with its housekeeping thread.
+    """A ``grpc.Server`` with the threads that serve it: health polling, and stall
+    sweeps when there is a guard (``None``: stalled streams are left alone).
 
-    ``start()`` starts both; ``stop(grace)`` first turns health to NOT_SERVING
+    ``start()`` starts them all; ``stop(grace)`` first turns health to NOT_SERVING
     (so balancers stop sending calls during the grace period), then stops the
-    thread and the server. Anything else is grpc.Server's own.
+    threads and the server. Anything else is grpc.Server's own.
     """
 
     def __init__(
         self,
         server: grpc.Server,
         health_servicer: FollowingHealth,
-        guard: StallGuard,
+        guard: StallGuard | None,
         health_poll_s: float,
     ) -> None:
         self._server = server
@@ -313,12 +309,20 @@ class GrpcServer:
 
     def start(self) -> None:
         self._server.start()
-        # Two threads: a health check that hangs (a store timing out) must not
-        # stop stalled streams from being cancelled, which is when they pile up.
+        # Threads of their own: a health check that hangs (a store timing out) must
+        # not stop stalled streams from being cancelled, which is when they pile up.
         self._threads = [
-            threading.Thread(target=target, name=f"micforge-grpc-{name}", daemon=True)
-            for name, target in (("stalls", self._sweep_stalls), ("health", self._poll_health))
+            threading.Thread(target=self._poll_health, name="micforge-grpc-health", daemon=True)
         ]
+        if self.guard is not None:
+            self._threads.append(
+                threading.Thread(
+                    target=self._sweep_stalls,
+                    args=(self.guard,),
+                    name="micforge-grpc-stalls",
+                    daemon=True,
+                )
+            )
         for thread in self._threads:
             thread.start()
 
@@ -337,11 +341,11 @@ class GrpcServer:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._server, name)
 
-    def _sweep_stalls(self) -> None:
-        interval_s = min(SWEEP_INTERVAL_S, self.guard.timeout_s / 2)
+    def _sweep_stalls(self, guard: StallGuard) -> None:
+        interval_s = min(SWEEP_INTERVAL_S, guard.timeout_s / 2)
         while not self._stopping.wait(interval_s):
             try:
-                self.guard.sweep()
+                guard.sweep()
             except Exception:  # noqa: BLE001 - the thread must outlive one bad round
                 log.exception("grpc stall sweep failed")
 

@@ -89,10 +89,4 @@ def build_grpc_server(
         ) from error
     if port == 0:  # older grpc releases return 0 instead of raising
         raise OSError(f"gRPC server could not bind {bind}")
-    # With the stall guard off, the housekeeping thread still sweeps (nothing) and polls health.
-    return GrpcServer(
-        server,
-        health_servicer,
-        guard or StallGuard(float("inf")),
-        config.grpc_health_poll_ms / 1000,
-    ), port
+    return GrpcServer(server, health_servicer, guard, config.grpc_health_poll_ms / 1000), port
