@@ -30,7 +30,7 @@ from micforge.api.allocator import tune_allocator
 from micforge.api.grpc import build_grpc_server
 from micforge.api.rest import create_app
 from micforge.api.rest.errors import code_for_status, error_body
-from micforge.api.rest.observe import _request_id as request_id
+from micforge.api.rest.observe import request_id_for
 from micforge.config import Config, Limits
 
 log = logging.getLogger("micforge.serve")
@@ -57,7 +57,7 @@ class _JsonErrorTask(ErrorTask):
         offered = self.request.headers.get("X_REQUEST_ID", "")  # waitress's header key form
         self.status = f"{error.code} {error.reason}"
         self.response_headers.append(("Content-Type", "application/json"))
-        self.response_headers.append(("X-Request-Id", request_id({"HTTP_X_REQUEST_ID": offered})))
+        self.response_headers.append(("X-Request-Id", request_id_for(offered)))
         self.set_close_on_finish()
         self.content_length = len(body)
         self.write(body)

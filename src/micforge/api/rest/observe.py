@@ -53,9 +53,10 @@ class HttpMetrics:
         )
 
 
-def _request_id(environ: dict) -> str:
-    # Honour a caller's id so a request can be followed across proxies, if it is tame.
-    offered = environ.get("HTTP_X_REQUEST_ID", "")
+def request_id_for(offered: str) -> str:
+    """The id of a request whose client offered ``offered`` as X-Request-Id: kept if
+    it is tame, so a request can be followed across proxies, else a fresh one. Also
+    used for waitress's own answers, which never reach the app (api/serve.py)."""
     return offered if _CLIENT_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
 
 
@@ -68,7 +69,7 @@ class RequestObserver:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         started_s = time.perf_counter()
-        request_id = _request_id(environ)
+        request_id = request_id_for(environ.get("HTTP_X_REQUEST_ID", ""))
         environ["micforge.request_id"] = request_id
         status_box: list[int] = []
         self.metrics.in_flight.inc()
