@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import random
 import time
@@ -19,6 +20,18 @@ STATE_NAMES = {0: "open", 1: "landed", 2: "conflicted", 3: "abandoned"}
 STATE_VALUES = {v: k for k, v in STATE_NAMES.items()}
 ROLE_NAMES = {0: "user", 1: "agent", 2: "system"}
 ROLE_VALUES = {v: k for k, v in ROLE_NAMES.items()}
+
+
+def encode_cursor_text(text: str) -> str:
+    """An opaque page cursor holding ``text``: its UTF-8 in unpadded base64url."""
+    return base64.urlsafe_b64encode(text.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def decode_cursor_text(cursor: str) -> str:
+    """The text of a cursor from :func:`encode_cursor_text`. ValueError (binascii's
+    and UTF-8's errors are ValueErrors too) if ``cursor`` holds none; b64decode skips
+    stray characters, so a caller that wants one spelling per cursor re-encodes."""
+    return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
 
 
 def rfc3339_from_ms(ms: int) -> str:

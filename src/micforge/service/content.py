@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterator
 
 from micforge import validate
 from micforge.auth import Role, User
 from micforge.errors import InvalidRequest, NotFound
 from micforge.service.blobs import BlobService
-from micforge.service.common import MODE_NAMES, Authorizer, rfc3339, rfc3339_from_hlc
+from micforge.service.common import (
+    MODE_NAMES,
+    Authorizer,
+    decode_cursor_text,
+    encode_cursor_text,
+    rfc3339,
+    rfc3339_from_hlc,
+)
 from micforge.service.history import History
 
 LOG_LIMIT_MAX = 1000
@@ -180,15 +185,14 @@ _FOREIGN_CURSOR = "cursor is not one this server handed out"
 def _encode_tree_cursor(position: int, path: str) -> str:
     """The opaque cursor after ``path`` in the tree at ``position``: base64url of
     "<position>" NUL "<path>" (a path holds no NUL), unpadded."""
-    payload = f"{position}\x00{path}".encode()
-    return base64.urlsafe_b64encode(payload).decode("ascii").rstrip("=")
+    return encode_cursor_text(f"{position}\x00{path}")
 
 
 def _decode_tree_cursor(cursor: str) -> tuple[int, str]:
     """``(position, path)`` of a cursor from :func:`_encode_tree_cursor`; anything
     else (including another spelling of the same bytes) is 400."""
     try:
-        payload = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+        payload = decode_cursor_text(cursor)
         position_text, separator, path = payload.partition("\x00")
         if not separator or not position_text.isascii() or not position_text.isdigit():
             raise ValueError("no position")
@@ -197,6 +201,6 @@ def _decode_tree_cursor(cursor: str) -> tuple[int, str]:
         # One spelling per cursor: b64decode skips stray characters, and "007" is 7.
         if _encode_tree_cursor(position, path) != cursor:
             raise ValueError("not canonical")
-    except (binascii.Error, UnicodeDecodeError, ValueError, InvalidRequest):
+    except (ValueError, InvalidRequest):
         raise InvalidRequest(_FOREIGN_CURSOR) from None
     return position, path

@@ -7,8 +7,6 @@ retried on PreconditionFailed. Landing lives in ``landing.py``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import os
 import threading
@@ -49,6 +47,8 @@ from micforge.service.common import (
     STATE_NAMES,
     STATE_VALUES,
     Authorizer,
+    decode_cursor_text,
+    encode_cursor_text,
     rfc3339_from_hlc,
 )
 from micforge.service.history import History
@@ -604,16 +604,15 @@ def encode_cursor(project: str, session_key: str | None) -> str:
     project, so a cursor handed out for another project's listing is refused."""
     assert session_key is not None  # a page hands a cursor only after looking at a session
     session_id = session_key.rsplit("/", 1)[1]
-    return base64.urlsafe_b64encode(f"{project}/{session_id}".encode()).decode().rstrip("=")
+    return encode_cursor_text(f"{project}/{session_id}")
 
 
 def decode_cursor(cursor: str, project: str) -> str:
     """The session id after which a listing of ``project`` resumes."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        cursor_project, _, session_id = raw.rpartition("/")
+        cursor_project, _, session_id = decode_cursor_text(cursor).rpartition("/")
         if cursor_project == project:
             return validate.session_id(session_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError, InvalidRequest):
+    except (ValueError, InvalidRequest):
         pass
     raise InvalidRequest("cursor is not one this server handed out for this listing")
