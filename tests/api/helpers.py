@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from tests.fixtures.server import Api
+
+
+def send_head(url: str, head: bytes, timeout_s: float = 30) -> bytes:
+    """Send ``head`` (a request's bytes, no body) to the server at ``url`` on a raw
+    socket, and return what came back up to the end of the response's headers: for
+    answers a client library would not let us ask for (no body sent, raw bytes)."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout_s) as sock:
+        sock.sendall(head)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        return answer
 
 
 def new_project_id() -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.helpers import assert_error, create_project, start_session
+from tests.api.helpers import assert_error, create_project, send_head, start_session
 
 BLOB_MAX = 64 * 1024
 JSON_MAX = 2048
@@ -107,7 +107,6 @@ def _send_headers_only(
     url: str, token: str, method: str, path: str, content_length: int, expect: bool
 ) -> bytes:
     """Send a request's headers announcing ``content_length`` bytes, and no body."""
-    import socket
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
@@ -120,15 +119,7 @@ def _send_headers_only(
     ]
     if expect:
         lines.append("Expect: 100-continue")
-    with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        answer = b""
-        while b"\r\n\r\n" not in answer:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
-        return answer
+    return send_head(url, ("\r\n".join(lines) + "\r\n\r\n").encode(), timeout_s=5)
 
 
 @pytest.mark.parametrize("expect", [False, True])

@@ -4,12 +4,11 @@ HTTP) carry an X-Request-Id like every other response."""
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 
+from tests.api.helpers import send_head
 from tests.fixtures.server import MicforgeServer, start_server
 
 JSON_MAX = 2048
@@ -27,15 +26,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MicforgeServer]
 
 def _exchange(server: MicforgeServer, head: bytes) -> tuple[str, dict[str, str]]:
     """Send ``head`` (no body) and return the status line and the response headers."""
-    url = urlsplit(server.url)
-    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
-        sock.sendall(head)
-        answer = b""
-        while b"\r\n\r\n" not in answer:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
+    answer = send_head(server.url, head)
     status_line, *lines = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
     headers = {}
     for line in lines:
