@@ -269,18 +269,21 @@ class StallGuard:
             cancelled = [self._calls.pop(key) for key in stale]
         for watched in cancelled:
             watched.stalled = True
-            watched.context.cancel()  # wakes the worker: the stream ends, CANCELLED
+            # Reported before the cancel, so that whoever sees the call end CANCELLED
+            # already sees it counted (and its peer is still known).
             try:
                 log.warning(
-                    "grpc %s: no progress for %.0fs, cancelled the call (peer=%s)",
+                    "grpc %s: no progress for %.0fs, cancelling the call (peer=%s)",
                     watched.method,
                     now - watched.last,
                     watched.context.peer(),
                 )
                 if self._on_stall is not None:
                     self._on_stall(watched.method)
-            except Exception:  # noqa: BLE001 - the other stalled calls still get cancelled
+            except Exception:  # noqa: BLE001 - the call is cancelled all the same
                 log.exception("grpc stall guard: reporting a stalled call failed")
+            finally:
+                watched.context.cancel()  # wakes the worker: the stream ends, CANCELLED
         return len(cancelled)
 
 
