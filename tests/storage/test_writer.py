@@ -250,27 +250,72 @@ def test_concurrent_writers_to_one_key_publish_exactly_one(
     assert leftovers(store) == []
 
 
-def test_local_writer_syncs_ahead_and_writes_in_the_background(
-    local_store: LocalStore, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("size", [0, 1, 300_000, MiB, 9 * MiB + 7])
+def test_local_writer_starts_writeback_of_every_byte_it_writes(
+    local_store: LocalStore, monkeypatch: pytest.MonkeyPatch, size: int
 ) -> None:
-    monkeypatch.setattr(local_module, "SYNC_AHEAD_BYTES", MiB)
-    monkeypatch.setattr(local_module, "BACKGROUND_WRITE_MIN_BYTES", MiB)
-    monkeypatch.setattr(local_module, "BACKGROUND_QUEUE_BYTES_MAX", MiB)
-    synced: list[int] = []
-    real_fdatasync = os.fdatasync
+    # Each write is followed by sync_file_range(WRITE) of its range (the real call still
+    # runs), so that the fsync at commit finds little left: together the ranges are
+    # the whole data, in order, by the caller's thread and then the helper's.
+    monkeypatch.setattr(local_module, "BACKGROUND_WRITE_MIN_BYTES", 4 * MiB)
+    started: list[tuple[int, int]] = []
+    real = local_module.start_writeback
 
-    def counting_fdatasync(fd: int) -> None:
-        synced.append(fd)
-        real_fdatasync(fd)
+    def recording(fd: int, offset: int, nbytes: int) -> None:
+        started.append((offset, nbytes))
+        real(fd, offset, nbytes)
 
-    monkeypatch.setattr(local_module.os, "fdatasync", counting_fdatasync)
-    body = os.urandom(9 * MiB)
+    monkeypatch.setattr(local_module, "start_writeback", recording)
+    body = os.urandom(size)
     with local_store.open_writer(head_bytes=len(HEAD)) as writer:
-        for piece in _pieces(body, 300_000):
+        for piece in _pieces(body, 100_000):
             writer.write(piece)
         etag = writer.commit(BLOB, head=HEAD)
-    assert synced  # flushed while data was still arriving
     assert local_store.get(BLOB) == (HEAD + body, etag)
+    offset = local_module.HEADER_BYTES + len(HEAD)
+    for start, nbytes in started:
+        assert (start, nbytes > 0) == (offset, True)
+        offset += nbytes
+    assert offset == local_module.HEADER_BYTES + len(HEAD) + size
+    if size >= MiB:
+        # Pieces are held and written a batch at a time (or a helper's batch), not
+        # one call per 100 KB piece.
+        assert len(started) <= size // local_module.WRITE_BATCH_BYTES + 1
+
+
+def test_local_writer_without_fsync_starts_no_writeback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[int] = []
+    monkeypatch.setattr(local_module, "start_writeback", lambda fd, o, n: started.append(n))
+    store = LocalStore(tmp_path / "store", fsync=False)
+    with store.open_writer() as writer:
+        writer.write(os.urandom(MiB))
+        writer.commit("k")
+    assert started == []
+
+
+def test_local_writer_holds_at_most_one_writev_of_tiny_pieces(
+    local_store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pieces are held until WRITE_BATCH_BYTES, but never more of them than one writev
+    # takes (Linux: 1024 buffers, else EINVAL).
+    monkeypatch.setattr(local_module, "WRITEV_PIECES_MAX", 1024)
+    real_writev = os.writev
+    counts: list[int] = []
+
+    def counting_writev(fd: int, buffers: list[memoryview]) -> int:
+        counts.append(len(buffers))
+        return real_writev(fd, buffers)
+
+    monkeypatch.setattr(local_module.os, "writev", counting_writev)
+    body = os.urandom(5000)
+    with local_store.open_writer() as writer:
+        for n in range(len(body)):
+            writer.write(body[n : n + 1])
+        etag = writer.commit("tiny")
+    assert local_store.get("tiny") == (body, etag)
+    assert max(counts) == 1024
 
 
 def test_local_write_error_in_the_background_publishes_nothing(tmp_path: Path) -> None:
@@ -301,20 +346,20 @@ except StorageUnavailable as exc:
 def test_local_background_writer_dying_of_any_error_publishes_nothing_and_never_hangs(
     local_store: LocalStore, monkeypatch: pytest.MonkeyPatch, queue_full: bool
 ) -> None:
-    # Not only OSError: the background writer starts the sync-ahead thread, and a process
-    # out of threads gets RuntimeError("can't start new thread") there. The writer must
-    # report it (not publish a truncated object, not leave write() waiting for room).
-    monkeypatch.setattr(local_module, "SYNC_AHEAD_BYTES", 2 * MiB)
+    # Not only OSError: whatever the helper thread dies of (here, in the call that
+    # starts writeback after its write; MemoryError or a failed thread start are
+    # others), the writer must report it, not publish a truncated object, and not
+    # leave write() waiting for room.
     monkeypatch.setattr(local_module, "BACKGROUND_WRITE_MIN_BYTES", MiB)
     monkeypatch.setattr(local_module, "BACKGROUND_QUEUE_BYTES_MAX", MiB if queue_full else 64 * MiB)
-    real_start = threading.Thread.start
+    real_start_writeback = local_module.start_writeback
 
-    def start(thread: threading.Thread) -> None:
-        if thread.name != "localstore-writer":
-            raise RuntimeError("can't start new thread")
-        real_start(thread)
+    def start_writeback(fd: int, offset: int, nbytes: int) -> None:
+        if threading.current_thread().name == "localstore-writer" and offset + nbytes > 2 * MiB:
+            raise RuntimeError("the helper died")
+        real_start_writeback(fd, offset, nbytes)
 
-    monkeypatch.setattr(threading.Thread, "start", start)
+    monkeypatch.setattr(local_module, "start_writeback", start_writeback)
     outcome: list[BaseException | str] = []
 
     def upload() -> None:
@@ -327,7 +372,7 @@ def test_local_background_writer_dying_of_any_error_publishes_nothing_and_never_
         except BaseException as exc:  # noqa: BLE001 - the test reports what came out
             outcome.append(exc)
 
-    worker = threading.Thread(target=upload, name="localstore-writer")  # started for real
+    worker = threading.Thread(target=upload, name="uploader")
     worker.start()
     worker.join(30)
     assert not worker.is_alive(), "the upload hung"
