@@ -1,7 +1,9 @@
-"""`micforge serve` when the gRPC port is taken: one line on stderr, exit 1, nothing left open."""
+"""`micforge serve` when a port is taken: one line on stderr, exit 1, nothing left open."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import pytest
 
 from micforge.api.serve import Server
 from micforge.config import Config
+from micforge.service import build_services
 from tests.cli.test_micforge_cli import _subprocess_env
 
 
@@ -61,3 +64,46 @@ def test_a_failed_start_closes_the_rest_socket_and_every_thread(
     assert leftover == []
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as again:
         again.bind(("127.0.0.1", rest_port))  # REST's listening socket is closed
+
+
+def _open_files_under(directory: Path) -> list[str]:
+    """Paths under ``directory`` that this process holds open (Linux /proc)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own descriptor is gone by now
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith(str(directory)):
+                found.append(target)
+    return found
+
+
+def test_a_taken_rest_port_closes_the_services_it_was_given(
+    tmp_path: Path, taken_port: int
+) -> None:
+    config = Config.load({"data_dir": str(tmp_path), "port": taken_port, "grpc_port": 0}, {})
+    services = build_services(config)
+    services.auth.create_user("someone@example.com")  # the auth DB is open now
+    assert _open_files_under(tmp_path)
+    threads_before = set(threading.enumerate())
+
+    with pytest.raises(OSError):
+        Server(config, services=services)
+
+    assert _open_files_under(tmp_path) == []  # the auth DB (and the store) are closed
+    leftover = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+    assert leftover == []
+
+
+def test_a_taken_rest_port_is_one_line_and_exit_1(tmp_path: Path, taken_port: int) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "micforge.cli.micforge", "serve", "--data-dir", str(tmp_path)]
+        + ["--host", "127.0.0.1", "--port", str(taken_port), "--grpc-port", "0"],
+        env=_subprocess_env({}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stderr
+    ours = [line for line in result.stderr.splitlines() if line.startswith("micforge:")]
+    assert len(ours) == 1 and f"127.0.0.1:{taken_port}" in ours[0], result.stderr
+    assert "Traceback" not in result.stderr

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import create_server
-from waitress.task import ErrorTask
+from waitress.task import ErrorTask, ThreadedTaskDispatcher
 from waitress.utilities import RequestEntityTooLarge
 from waitress.wasyncore import close_all, dispatcher
 
@@ -121,11 +121,41 @@ class Server:
 
             services = build_services(config)
         self.config = config
-        self.services = services
+        self.services = services  # ours from here on: stop() closes them
+        try:
+            self._build_rest(config, services)
+        except BaseException:
+            # Typically the REST port is taken: there will be no stop(), so close now.
+            self._close_services()
+            raise
+        self.grpc_server: Any | None = None  # built in start(), so a failed bind leaves nothing
+        self.grpc_port: int | None = None
+        self._http_thread = threading.Thread(target=self.http.run, name="micforge-http")
+        self._stopped = threading.Event()
+
+    def _build_rest(self, config: Config, services: Any) -> None:
         self.app = create_app(config, services=services)
         body_max_bytes = max(config.limits.blob_max_bytes, config.limits.json_body_max_bytes)
-        self.http = create_server(
+        # Our own worker pool, handed in: create_server starts its workers before it
+        # binds, and a bind that fails (port taken) would leave them running with no
+        # server to stop them. (`_dispatcher` is waitress's own parameter for this.)
+        workers = ThreadedTaskDispatcher()
+        workers.set_thread_count(config.threads)
+        try:
+            self.http = self._create_http(config, workers, body_max_bytes)
+        except BaseException:
+            workers.shutdown(cancel_pending=True, timeout=_IDLE_WORKERS_EXIT_S)
+            raise
+        self.http.channel_class = _channel_class(config.limits)
+        # Waitress reports the port as getnameinfo()'s numeric string.
+        self.http_port = int(self.http.effective_port)  # type: ignore[union-attr]
+
+    def _create_http(
+        self, config: Config, workers: ThreadedTaskDispatcher, body_max_bytes: int
+    ) -> Any:
+        return create_server(
             self.app,
+            _dispatcher=workers,
             host=config.host,
             port=config.port,
             threads=config.threads,
@@ -136,13 +166,6 @@ class Server:
             max_request_body_size=body_max_bytes + body_max_bytes // 8 + _BODY_HEADROOM_BYTES,
             clear_untrusted_proxy_headers=True,
         )
-        self.http.channel_class = _channel_class(config.limits)
-        # Waitress reports the port as getnameinfo()'s numeric string.
-        self.http_port = int(self.http.effective_port)  # type: ignore[union-attr]
-        self.grpc_server: Any | None = None  # built in start(), so a failed bind leaves nothing
-        self.grpc_port: int | None = None
-        self._http_thread = threading.Thread(target=self.http.run, name="micforge-http")
-        self._stopped = threading.Event()
 
     def start(self) -> None:
         """Start gRPC, then serve REST. If gRPC cannot start (OSError when its address
