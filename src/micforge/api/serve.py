@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import create_server
-from waitress.task import ErrorTask, ThreadedTaskDispatcher
+from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
 from waitress.utilities import RequestEntityTooLarge
 from waitress.wasyncore import close_all, dispatcher
 
@@ -63,7 +63,30 @@ class _JsonErrorTask(ErrorTask):
         self.write(body)
 
 
+class _KeepAliveTask(WSGITask):
+    """Waitress's WSGI task, but a 204 or 304 keeps an HTTP/1.1 connection open.
+
+    Waitress closes the connection after any response without a Content-Length,
+    to delimit its body, and so also after the statuses that never have one
+    (RFC 9112, 6.3): a client revalidating blobs with If-None-Match, or revoking
+    tokens, would reconnect for every request. Marking the task as closing while
+    waitress builds the head keeps it from adding ``Connection: close``; the mark
+    is then taken back unless the client asked to close.
+    """
+
+    def build_response_header(self) -> bytes:
+        if self.version != "1.1" or self.has_body or self.close_on_finish:
+            return super().build_response_header()  # type: ignore[no-any-return]
+        self.close_on_finish = True
+        try:
+            return super().build_response_header()  # type: ignore[no-any-return]
+        finally:
+            wanted_close = self.request.headers.get("CONNECTION", "").lower() == "close"
+            self.close_on_finish = wanted_close
+
+
 class _Channel(HTTPChannel):
+    task_class = _KeepAliveTask
     error_task_class = _JsonErrorTask
 
 
