@@ -57,6 +57,7 @@ def test_every_operation_documents_its_path_parameters_and_errors():
             assert declared == names, (method, path)
             if operation.get("security") != []:
                 assert {"401", "429", "503"} <= set(operation["responses"]), (method, path)
+                assert "Retry-After" in operation["responses"]["429"]["headers"], (method, path)
 
 
 def test_the_served_document_is_the_generated_one(micforge_server):
@@ -87,6 +88,9 @@ def test_every_operation_but_the_public_ones_needs_a_token(micforge_server):
                 assert response.status_code in (200, 304), (method, path, response.status_code)
                 continue
             assert response.status_code == 401, (method, path, response.status_code)
+            # The document promises the challenge header on every 401, and it is sent.
+            assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
+            assert response.headers.get("WWW-Authenticate", "").startswith("Bearer")
             checked += 1
     assert checked == sum(1 for op in OPERATIONS if not op.public) + 1  # + HEAD of blobs
 

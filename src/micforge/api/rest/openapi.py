@@ -190,8 +190,14 @@ _WRITE_OP = {
 }
 _DELETE_OP = {
     "type": "object",
+    "description": 'A delete names no blob (blob_hash absent or null) and no mode but "file".',
     "required": ["op", "path"],
-    "properties": {"op": {"type": "string", "enum": ["delete"]}, "path": _PATH},
+    "properties": {
+        "op": {"type": "string", "enum": ["delete"]},
+        "path": _PATH,
+        "mode": {"type": "string", "enum": ["file"]},
+        "blob_hash": {"nullable": True, "enum": [None]},
+    },
 }
 REQUEST_BODIES: dict[str, Schema] = {
     "NewTokenRequest": {
@@ -413,6 +419,14 @@ def _responses(op: Operation, *, head: bool = False) -> dict[str, Any]:
     for status in sorted(set(errors)):
         content = {} if head else _content(_ref("Error"))
         responses[str(status)] = {"description": _ERROR_TEXT[status], **content}
+    if "401" in responses:
+        responses["401"]["headers"] = {
+            "WWW-Authenticate": {"schema": {"type": "string"}, "required": True},
+        }
+    if "429" in responses:
+        responses["429"]["headers"] = {
+            "Retry-After": {"schema": {"type": "integer", "minimum": 1}, "required": True},
+        }
     if op.operation_id == "getBlob":
         responses["200"]["headers"] = {
             "ETag": {"schema": {"type": "string"}, "required": True},
