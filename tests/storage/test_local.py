@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -86,7 +88,7 @@ def test_opening_a_store_sweeps_only_stale_writer_temp_files(tmp_path: Path) -> 
     kept_dir = objects / ".tmp-a-directory"  # not a writer's file: left alone
     kept_dir.mkdir()
     os.utime(kept_dir, (stale, stale))
-    nested = objects / "d" / ".tmp-put-temp"  # put's temp files are not swept
+    nested = objects / "d" / ".tmp-put-temp"  # not where any writer puts one: left alone
     store.put("d/a", b"1")
     nested.write_bytes(b"x")
     os.utime(nested, (stale, stale))
@@ -282,3 +284,37 @@ def test_a_store_whose_objects_directory_is_gone_is_unavailable(tmp_path: Path) 
         store.list("")
     with pytest.raises(StorageUnavailable):
         store.head("a/b")
+
+
+def test_a_put_killed_mid_write_leaves_a_temp_file_the_next_store_sweeps(tmp_path: Path) -> None:
+    # A real crash: a child process in put_file, reading its source from a pipe that
+    # never ends, is SIGKILLed. Its temp file must be where the sweep looks.
+    script = f"""
+import sys
+from micforge.storage import LocalStore
+store = LocalStore({str(tmp_path)!r})
+print("writing", flush=True)
+store.put_file("deep/key/of/an/object", sys.stdin.buffer, 10_000_000)
+"""
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline() == b"writing\n"
+        child.stdin.write(b"x" * 3_000_000)  # more than one copy chunk: the file is written
+        child.stdin.flush()
+        objects = tmp_path / "objects"
+        deadline = time.monotonic() + 30
+        while not [p for p in objects.iterdir() if p.name.startswith(".tmp-")]:
+            assert time.monotonic() < deadline, "no temp file appeared"
+            time.sleep(0.01)
+    finally:
+        child.kill()
+        child.wait(30)
+    (temp,) = [p for p in (tmp_path / "objects").rglob(".tmp-*")]
+    assert temp.parent == tmp_path / "objects"
+    stale = time.time() - STALE_TEMP_SECONDS - 60
+    os.utime(temp, (stale, stale))
+    assert LocalStore(tmp_path).swept_temp_files == 1
+    assert not temp.exists()

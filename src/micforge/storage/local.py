@@ -11,10 +11,10 @@ random bits for an ``open_writer`` object), then the data. The etag
 lives inside the file so that one rename publishes data and etag together
 and ``head()`` reads 68 bytes.
 
-Writes go to a temp file in the target directory (an ``open_writer`` one:
-in ``objects/``, since its key may be known only at commit), are fsynced, and
-are renamed over the target while holding the key's lock stripe, after which
-the directory is fsynced. Readers never lock: rename is atomic, so they see
+Writes go to a temp file in ``objects/`` (where a crash's leftovers are swept
+when the next LocalStore opens the directory), are fsynced, and are renamed
+over the target while holding the key's lock stripe, after which the target's
+directory is fsynced. Readers never lock: rename is atomic, so they see
 the old or the new object, never a partial one. Every writer (conditional
 or not, and delete) holds the stripe across compare + rename, which makes
 conditional writes atomic across threads and processes.
@@ -96,13 +96,13 @@ class LocalStore:
         self.swept_temp_files = self._sweep_stale_writer_files()
 
     def _sweep_stale_writer_files(self) -> int:
-        """Remove ``open_writer`` temp files left by a process that died mid-upload
-        (they sit in ``objects/`` and may be as large as a blob); returns how many.
+        """Remove temp files left by a process that died mid-write (every writer's
+        sits in ``objects/``, and an upload's may be as large as a blob); returns
+        how many.
 
         Only files untouched for ``STALE_TEMP_SECONDS``: another process sharing
         the store may be writing one right now, and a live writer touches its
-        file with every piece. (``put`` temp files, next to their targets, are
-        small and not swept.)"""
+        file with every write."""
         removed = 0
         cutoff = time.time() - STALE_TEMP_SECONDS
         try:
@@ -235,7 +235,9 @@ class LocalStore:
             created = self._make_parent(path, key)
         except OSError as exc:
             raise StorageUnavailable(f"writing {key}: {exc}") from exc
-        temp = path.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+        # In objects/, as open_writer's: a process killed mid-write leaves its temp file
+        # where the next LocalStore's sweep finds it (put_file's may be large).
+        temp = self._objects / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
         try:
             # The data is written and fsynced before taking the lock, so the
             # lock is held only for compare + rename.
