@@ -4,11 +4,15 @@ page size; cursors belong to one project."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from micforge.errors import InvalidRequest
-from micforge.service.sessions import LIST_SCAN_MAX
+from micforge.service.sessions import LIST_READ_BATCH, LIST_SCAN_MAX
+from micforge.storage import Store
 from tests.service.conftest import World
+from tests.service.wrappers import SlowSessionReadsStore
 
 STATES = (None, "open", "landed", "conflicted", "abandoned")
 
@@ -81,3 +85,35 @@ def test_a_filtered_page_stops_after_its_scan_budget_and_the_next_one_goes_on(
     assert page == [] and cursor is not None  # the budget ran out before the match
     page, cursor = s.list(w.reader, w.project, state="abandoned", limit=5, cursor=cursor)
     assert [v["id"] for v in page] == [last] and cursor is None
+
+
+def test_a_page_reads_its_sessions_several_at_once_and_no_more_than_it_needs(
+    make_world: Callable[..., World],
+) -> None:
+    slow: list[SlowSessionReadsStore] = []
+
+    def wrap(store: Store) -> Store:
+        slow.append(SlowSessionReadsStore(store, delay_s=0.02))
+        return slow[0]
+
+    w = make_world(wrap=wrap)
+    ids = [w.session() for _ in range(40)]
+    w.services.sessions.abandon(w.owner, w.project, ids[-1])
+    store = slow[0]
+    s = w.services.sessions
+
+    store.most_in_flight = store.session_gets = 0
+    page, cursor = s.list(w.reader, w.project, limit=25)
+    assert [v["id"] for v in page] == ids[:25] and cursor is not None
+    assert store.session_gets == 25  # the limit's worth, not the page of keys listed
+    assert store.most_in_flight > 1  # an S3 round trip each: not one after another
+
+    store.most_in_flight = store.session_gets = 0
+    page, cursor = s.list(w.reader, w.project, state="abandoned", limit=1)
+    assert [v["id"] for v in page] == [ids[-1]] and cursor is None
+    assert store.session_gets == 40 and store.most_in_flight > 1
+
+    store.session_gets = 0
+    page, cursor = s.list(w.reader, w.project, state="open", limit=2)
+    assert [v["id"] for v in page] == ids[:2] and cursor is not None
+    assert store.session_gets <= max(3, LIST_READ_BATCH)  # one batch read ahead at most

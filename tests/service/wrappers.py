@@ -5,6 +5,7 @@ at the k-th write are how the landing protocol's claims are checked."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import BinaryIO
 
 from micforge.storage import Store
@@ -161,3 +162,29 @@ class HookStore(CountingStore):
             self.hook = None
             hook()
         return super().put(key, data, if_match=if_match, if_none_match=if_none_match)
+
+
+class SlowSessionReadsStore(CountingStore):
+    """Each get of a session object takes ``delay_s`` longer (an S3 round trip), and the
+    most such gets in flight at once is recorded."""
+
+    def __init__(self, inner: Store, delay_s: float) -> None:
+        super().__init__(inner)
+        self.delay_s = delay_s
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.session_gets = 0
+
+    def get(self, key: str) -> tuple[bytes, str]:
+        if "/sessions/" not in key:
+            return super().get(key)
+        with self._lock:
+            self.in_flight += 1
+            self.session_gets += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            time.sleep(self.delay_s)
+            return super().get(key)
+        finally:
+            with self._lock:
+                self.in_flight -= 1

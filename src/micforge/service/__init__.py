@@ -27,8 +27,9 @@ log = logging.getLogger("micforge.service")
 
 # Parallel object-store reads/writes per Services (object stores are latency-bound).
 IO_THREADS = 16
-# Project listings read each project's head on a pool of their own: those reads
-# may use the I/O pool themselves (History.tip), so sharing it could deadlock.
+# Listings read on a pool of their own: each project's head for project listings
+# (those reads may use the I/O pool themselves, History.tip, so sharing it could
+# deadlock), and the session objects of a session listing.
 LISTING_THREADS = 8
 
 
@@ -115,7 +116,9 @@ def build_services(
     history = History(cached, metrics, pool)
     session_store = SessionStore(cached, metrics, config.limits.session_max_bytes)
     blobs = BlobService(config, cached, authorizer)
-    sessions = SessionService(config, cached, authorizer, blobs, history, session_store, hlc)
+    sessions = SessionService(
+        config, cached, authorizer, blobs, history, session_store, hlc, read_pool=listing_pool
+    )
     landing = LandingService(config, cached, authorizer, history, session_store, hlc, metrics, pool)
     content = ContentService(authorizer, history, blobs, auth_db)
     projects = ProjectService(auth_db, authorizer, content, listing_pool)

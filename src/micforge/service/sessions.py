@@ -12,6 +12,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from micforge import validate
 from micforge.auth import Role, User
@@ -63,6 +64,10 @@ SESSION_CACHE_BYTES = 64 * 1024 * 1024
 LIST_LIMIT_MAX = 1000
 # A filtered listing reads at most this many session objects per page, then hands back a cursor.
 LIST_SCAN_MAX = 2000
+# A filtered listing lists this many keys at a time (at least limit + 1) and reads
+# this many sessions at once.
+LIST_FILTERED_PAGE = 256
+LIST_READ_BATCH = 32
 
 
 class SyncHlc:
@@ -250,8 +255,12 @@ class SessionService:
         history: History,
         sessions: SessionStore,
         hlc: SyncHlc,
+        read_pool: ThreadPoolExecutor | None = None,
     ) -> None:
         self._config = config
+        # Listings read their sessions on it, several at once (an S3 GET is a round
+        # trip each); None reads them one by one. Nothing else may use it to wait.
+        self._read_pool = read_pool
         self._store = store
         self._authz = authorizer
         self._blobs = blobs
@@ -316,21 +325,30 @@ class SessionService:
         wanted = STATE_VALUES[state] if state is not None else None
         found: list[dict] = []
         scanned = 0
+        # A filtered page may read far more sessions than it returns: list more keys
+        # at a time. Unfiltered, the key after the limit only proves a next page.
+        page_keys = limit + 1 if wanted is None else max(limit + 1, LIST_FILTERED_PAGE)
         while True:
             page = self._store.list(
-                prefix, start_after=resume_after, limit=min(LIST_LIMIT_MAX, limit + 1)
+                prefix, start_after=resume_after, limit=min(LIST_LIMIT_MAX, page_keys)
             )
             if not page:
                 return found, None
-            for key in page:
+            read_ahead: dict[str, bytes | None] = {}
+            for n, key in enumerate(page):
                 if len(found) == limit and wanted is None:
                     return found, encode_cursor(project, resume_after)  # a listed key matches
                 if scanned == LIST_SCAN_MAX:
                     return found, encode_cursor(project, resume_after)
+                if key not in read_ahead:
+                    # Read the next sessions this page may need all at once: unfiltered,
+                    # exactly those up to the limit; filtered, a batch.
+                    wanted_reads = limit - len(found) if wanted is None else LIST_READ_BATCH
+                    batch = page[n : n + min(wanted_reads, LIST_SCAN_MAX - scanned)]
+                    read_ahead = dict(zip(batch, self._read_sessions(batch), strict=True))
                 scanned += 1
-                try:
-                    data, _ = self._store.get(key)
-                except KeyNotFound:
+                data = read_ahead.pop(key)
+                if data is None:  # gone since it was listed
                     resume_after = key
                     continue
                 rec = decode_session(data)
@@ -339,6 +357,20 @@ class SessionService:
                         return found, encode_cursor(project, resume_after)
                     found.append(session_view(project, rec))
                 resume_after = key
+
+    def _read_sessions(self, keys_: list[str]) -> list[bytes | None]:
+        """The stored bytes of each session key, in order (None for one not found), read
+        on the read pool several at once."""
+
+        def read(key: str) -> bytes | None:
+            try:
+                return self._store.get(key)[0]
+            except KeyNotFound:
+                return None
+
+        if self._read_pool is None or len(keys_) < 2:
+            return [read(key) for key in keys_]
+        return list(self._read_pool.map(read, keys_))
 
     def abandon(self, user: User, project: str, sid: str) -> dict:
         validate.session_id(sid)
