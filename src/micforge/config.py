@@ -32,6 +32,10 @@ class Limits:
     operations_per_session_max: int = 100_000
     session_max_bytes: int = 256 * MiB  # the encoded session object
 
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            _check_range(f.name, getattr(self, f.name), 1, None)
+
 
 @dataclass(frozen=True)
 class Config:
@@ -62,6 +66,17 @@ class Config:
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
+        for name, (low, high) in _RANGES.items():
+            _check_range(name, getattr(self, name), low, high)
+        if self.log_level.upper() not in _LOG_LEVELS:
+            raise ValueError(
+                f"log_level ({_env_name('log_level')}) must be one of {', '.join(_LOG_LEVELS)},"
+                f" got {self.log_level!r}"
+            )
+        if self.host.startswith("[") and self.host.endswith("]"):
+            object.__setattr__(self, "host", self.host[1:-1])  # [::1] -> ::1
+        if not self.host:
+            raise ValueError(f"host ({_env_name('host')}) must not be empty")
         data_dir = Path(self.data_dir)
         object.__setattr__(self, "data_dir", data_dir)
         if not self.store_url:
@@ -115,10 +130,49 @@ class Config:
         return cls(**values)  # type: ignore[arg-type]
 
 
+# The inclusive bounds of each integer setting (None: no upper bound). Limits are all >= 1.
+_RANGES: dict[str, tuple[int, int | None]] = {
+    "port": (0, 65535),  # 0: any free port
+    "grpc_port": (0, 65535),
+    "cache_ram_bytes": (0, None),
+    "cache_disk_bytes": (0, None),
+    "rate_limit_per_minute": (0, None),
+    "grpc_chunk_bytes": (1, 64 * MiB),
+    "grpc_stall_timeout_ms": (0, None),
+    "grpc_health_poll_ms": (1, None),
+    "blob_zstd_level": (-(1 << 17), 22),  # zstd's negative "fast" levels up to its maximum
+    "landing_max_attempts": (1, None),
+    "landing_backoff_base_ms": (0, None),
+    "landing_backoff_cap_ms": (0, None),
+    "threads": (1, 1024),
+}
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _env_name(field_name: str) -> str:
+    return f"MICFORGE_{field_name.upper()}"
+
+
+def _check_range(name: str, value: object, low: int, high: int | None) -> None:
+    """ValueError naming the setting (and its variable) unless ``value`` is an int in range."""
+    in_range = (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and low <= value
+        and (high is None or value <= high)
+    )
+    if not in_range:
+        bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise ValueError(f"{name} ({_env_name(name)}) must be an integer {bounds}, got {value!r}")
+
+
 def _coerce(f: dataclasses.Field, raw: str) -> object:
     kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
     if kind == "int":
-        return int(raw.replace("_", ""))
+        try:
+            return int(raw.replace("_", ""))
+        except ValueError:
+            raise ValueError(f"{_env_name(f.name)} must be an integer, got {raw!r}") from None
     if kind == "Path":
         return Path(raw)
     if kind == "bool":
