@@ -312,7 +312,8 @@ class AuthDB:
             )
         else:
             raise InvalidRequest(
-                f"auth DB URL must start with sqlite:/// or postgresql://, got {_redact(url)!r:.80}"
+                "auth DB URL must start with sqlite:///, postgresql:// or postgres://,"
+                f" got {_redact(url)!r:.80}"
             )
         auth_db = cls(
             database,
@@ -385,7 +386,24 @@ class AuthDB:
 
     def create_user(self, email: str, password: str | None = None) -> User:
         """A new user; AlreadyExists if the email (case-insensitive) is taken."""
+        return self._create_user(email, password, None)[0]
+
+    def create_user_with_token(
+        self, email: str, token_name: str, password: str | None = None
+    ) -> tuple[User, TokenInfo, str]:
+        """A new user and its first token (metadata, secret), in one transaction: both or
+        neither (``micforge user create``; a bad token name must not leave a user
+        without a token behind)."""
+        user, token = self._create_user(email, password, token_name)
+        assert token is not None
+        return user, *token
+
+    def _create_user(
+        self, email: str, password: str | None, first_token: str | None
+    ) -> tuple[User, tuple[TokenInfo, str] | None]:
         email = self._check_email(email)
+        if first_token is not None:
+            _check_token_request(first_token, None)
         password_hash = None
         if password is not None:
             if not isinstance(password, str) or not (
@@ -398,6 +416,7 @@ class AuthDB:
             password_hash = credentials.hash_password(password, self._scrypt)
         user_row = self._models.user
         user_id = credentials.new_id("u_")
+        token = None
         try:
             with self._session(), write_transaction(self._db):
                 if user_row.select().where(user_row.email == email).exists():
@@ -405,10 +424,12 @@ class AuthDB:
                 user_row.insert(
                     id=user_id, email=email, password_hash=password_hash, created_at=self._now_ms()
                 ).execute()
+                if first_token is not None:
+                    token = self._insert_token(user_id, first_token, None)
         except peewee.IntegrityError:
             # A concurrent create of the same email won the race.
             raise AlreadyExists(f"a user with email {email} already exists") from None
-        return User(id=user_id, email=email)
+        return User(id=user_id, email=email), token
 
     def get_user(self, user_id: str) -> User:
         user_row = self._models.user
@@ -462,33 +483,27 @@ class AuthDB:
     ) -> tuple[TokenInfo, str]:
         """A new token for ``user_id``: (metadata, secret). The secret is shown once;
         only its hash is stored."""
-        if not isinstance(name, str) or not name.strip() or len(name) > TOKEN_NAME_MAX_CHARS:
-            raise InvalidRequest(f"token name must be 1 to {TOKEN_NAME_MAX_CHARS} characters")
-        if any(ord(c) < 32 or ord(c) == 127 for c in name):
-            raise InvalidRequest("token name must not contain control characters")
-        if expires_in_days is not None and (
-            isinstance(expires_in_days, bool)
-            or not isinstance(expires_in_days, int)
-            or not 1 <= expires_in_days <= TOKEN_EXPIRES_IN_DAYS_MAX
-        ):
-            raise InvalidRequest(
-                f"expires_in_days must be an integer from 1 to {TOKEN_EXPIRES_IN_DAYS_MAX}"
-            )
-        secret = credentials.new_token_secret()
-        now_ms = self._now_ms()
-        token_row = self._models.token
-        token_id = credentials.new_id("t_")
-        expires_at = None if expires_in_days is None else now_ms + expires_in_days * DAY_MS
+        _check_token_request(name, expires_in_days)
         with self._session(), write_transaction(self._db):
             self._require_user(user_id)
-            token_row.insert(
-                id=token_id,
-                user=user_id,
-                name=name,
-                secret_hash=credentials.token_lookup_hash(secret),
-                created_at=now_ms,
-                expires_at=expires_at,
-            ).execute()
+            return self._insert_token(user_id, name, expires_in_days)
+
+    def _insert_token(
+        self, user_id: str, name: str, expires_in_days: int | None
+    ) -> tuple[TokenInfo, str]:
+        """Insert a checked token request for an existing user; inside a write transaction."""
+        secret = credentials.new_token_secret()
+        now_ms = self._now_ms()
+        token_id = credentials.new_id("t_")
+        expires_at = None if expires_in_days is None else now_ms + expires_in_days * DAY_MS
+        self._models.token.insert(
+            id=token_id,
+            user=user_id,
+            name=name,
+            secret_hash=credentials.token_lookup_hash(secret),
+            created_at=now_ms,
+            expires_at=expires_at,
+        ).execute()
         info = TokenInfo(
             id=token_id,
             user_id=user_id,
@@ -837,3 +852,19 @@ class AuthDB:
             raise InvalidRequest(
                 f"{key!r} is not a micforge auth backup this version can restore (schema {version})"
             )
+
+
+def _check_token_request(name: object, expires_in_days: object) -> None:
+    """InvalidRequest unless ``name`` and ``expires_in_days`` make a valid token."""
+    if not isinstance(name, str) or not name.strip() or len(name) > TOKEN_NAME_MAX_CHARS:
+        raise InvalidRequest(f"token name must be 1 to {TOKEN_NAME_MAX_CHARS} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise InvalidRequest("token name must not contain control characters")
+    if expires_in_days is not None and (
+        isinstance(expires_in_days, bool)
+        or not isinstance(expires_in_days, int)
+        or not 1 <= expires_in_days <= TOKEN_EXPIRES_IN_DAYS_MAX
+    ):
+        raise InvalidRequest(
+            f"expires_in_days must be an integer from 1 to {TOKEN_EXPIRES_IN_DAYS_MAX}"
+        )

@@ -75,10 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = groups.add_parser("serve", help="run the REST and gRPC server")
     _common(serve)
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--grpc-port", type=int)
-    serve.add_argument("--log-level")
+    serve.add_argument("--host", help="interface to bind REST and gRPC to (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="REST port (default 8080; 0 = any free port)")
+    serve.add_argument("--grpc-port", type=int, help="gRPC port (default 50051; 0 = any free)")
+    serve.add_argument("--log-level", help="DEBUG, INFO (default), WARNING, ERROR or CRITICAL")
     serve.add_argument("--rate-limit-per-minute", type=int, help="per token; 0 = off")
     serve.set_defaults(handler=_serve)
 
@@ -191,6 +191,10 @@ def main(
     except _store_errors() as exc:
         print(f"micforge: storage error: {exc}", file=out.stderr)
         return EXIT_ERROR
+    except OSError as exc:  # e.g. a data dir that cannot be created (a parent is a file)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"micforge: {exc.strerror or exc}{where}", file=out.stderr)
+        return EXIT_ERROR
 
 
 def _store_errors() -> tuple[type[BaseException], ...]:
@@ -242,8 +246,9 @@ def _user_create(args: argparse.Namespace, config: Config, out: _Out, stdin: Tex
     if args.password_stdin:
         password = stdin.readline().rstrip("\r\n")
     with _open_auth(config) as auth_db:
-        user = auth_db.create_user(args.email, password=password)
-        info, secret = auth_db.create_token(user.id, args.token_name)
+        user, info, secret = auth_db.create_user_with_token(
+            args.email, args.token_name, password=password
+        )
     out.line(f"user {user.id} {user.email}")
     out.line(f"token {info.id} {info.name!r} (shown once; store it now)")
     out.line(secret)
