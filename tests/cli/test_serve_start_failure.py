@@ -44,6 +44,7 @@ def test_a_taken_grpc_port_is_one_line_and_exit_1(tmp_path: Path, taken_port: in
     assert len(ours) == 1, result.stderr
     assert "gRPC" in ours[0] and f"127.0.0.1:{taken_port}" in ours[0]
     assert "Traceback" not in result.stderr
+    assert "add_port" not in result.stderr  # grpc's core did not print its own line too
     assert "still running" not in result.stderr  # waitress's workers were joined, not abandoned
     assert "listening" not in result.stdout  # no banner for a server that never ran
     assert time.monotonic() - started_s < 30

@@ -127,8 +127,13 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
+def _host_port(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 address in brackets (``[::1]:8080``)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _http_url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"http://{_host_port(host, port)}"
 
 
 class Server:
@@ -201,7 +206,7 @@ class Server:
         self._http_thread.start()
 
     def _start_grpc(self) -> None:
-        bind = f"{self.config.host}:{self.config.grpc_port}"
+        bind = _host_port(self.config.host, self.config.grpc_port)
         self.grpc_server, self.grpc_port = build_grpc_server(self.config, self.services, bind=bind)
         self.grpc_server.start()
 
@@ -263,9 +268,17 @@ class Server:
         data_dir = config.data_dir.resolve()
         default = Config(data_dir=config.data_dir)
         create_user = f"micforge user create --email you@example.com --data-dir {data_dir}"
+        auth_note = []
         if config.auth_db_url != default.auth_db_url:
-            create_user += f" --auth-db '{redact_url(config.auth_db_url)}'"
-        grpc = f"{config.host}:{self.grpc_port}" if self.grpc_port is not None else "not running"
+            if urlsplit(config.auth_db_url).password is None:
+                create_user += f" --auth-db '{config.auth_db_url}'"
+            else:
+                # The password is never printed, so a masked URL could not be pasted: name
+                # the variable the command reads instead.
+                auth_note = ["  (with MICFORGE_AUTH_DB_URL set to this server's auth DB URL)"]
+        grpc = (
+            _host_port(config.host, self.grpc_port) if self.grpc_port is not None else "not running"
+        )
         return "\n".join(
             [
                 f"micforge REST listening on {self.rest_url}",
@@ -275,6 +288,7 @@ class Server:
                 f"auth db:  {redact_url(config.auth_db_url)}",
                 "Create the first user (prints its API token on the last line):",
                 f"  {create_user}",
+                *auth_note,
             ]
         )
 
@@ -290,8 +304,9 @@ def serve(config: Config, *, services: Any | None = None) -> int:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         server = Server(config, services=services)
-    except OSError as error:  # typically the REST port is taken or not ours to bind
-        print(f"micforge: cannot start on {config.host}:{config.port}: {error}", file=sys.stderr)
+    except (OSError, ValueError) as error:  # the REST port is taken, or the host unknown
+        where = _host_port(config.host, config.port)
+        print(f"micforge: cannot start REST on {where}: {error}", file=sys.stderr)
         return 1
     stop_requested = threading.Event()
 

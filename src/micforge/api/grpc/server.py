@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from concurrent import futures
 from typing import TYPE_CHECKING
 
@@ -81,6 +83,7 @@ def build_grpc_server(
         (*SERVICE_NAMES, _HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server
     )
 
+    _check_port_free(bind)
     try:
         port = server.add_insecure_port(bind)
     except RuntimeError as error:  # grpc's way of saying bind() failed
@@ -90,3 +93,30 @@ def build_grpc_server(
     if port == 0:  # older grpc releases return 0 instead of raising
         raise OSError(f"gRPC server could not bind {bind}")
     return GrpcServer(server, health_servicer, guard, config.grpc_health_poll_ms / 1000), port
+
+
+def _check_port_free(bind: str) -> None:
+    """OSError if ``bind`` (``host:port``, IPv6 in brackets) is taken, before grpc tries:
+    grpc's core would print its own error line for it, next to ours.
+
+    A probe socket binds each address the host resolves to, as grpc will (with
+    SO_REUSEADDR, without SO_REUSEPORT); only "in use" is decided here, anything
+    else is left for grpc to report. Port 0 (any free port) is never taken."""
+    host, _, port_text = bind.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not port_text.isdigit() or int(port_text) == 0:
+        return
+    try:
+        addresses = socket.getaddrinfo(
+            host or None, int(port_text), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except OSError:
+        return  # an unknown host: grpc says so
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    raise OSError(f"gRPC server could not bind {bind}: address in use") from None

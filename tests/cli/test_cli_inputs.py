@@ -1,0 +1,118 @@
+"""Bad settings and unusable data dirs: one clear line on stderr and exit 1, nothing
+changed; and the inputs that are fine (IPv6 hosts) work."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from micforge.api.serve import Server
+from micforge.cli.micforge import EXIT_ERROR
+from micforge.config import Config
+from micforge.service import build_services
+from tests.cli.test_micforge_cli import Run, _subprocess_env
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "named"),
+    [
+        (["--port", "70000"], {}, "MICFORGE_PORT"),
+        (["--grpc-port", "65536"], {}, "MICFORGE_GRPC_PORT"),
+        ([], {"MICFORGE_PORT": "70000"}, "MICFORGE_PORT"),
+        ([], {"MICFORGE_PORT": "abc"}, "MICFORGE_PORT"),
+        ([], {"MICFORGE_THREADS": "0"}, "MICFORGE_THREADS"),
+        ([], {"MICFORGE_CACHE_RAM_BYTES": "x"}, "MICFORGE_CACHE_RAM_BYTES"),
+        ([], {"MICFORGE_BLOB_MAX_BYTES": "-1"}, "MICFORGE_BLOB_MAX_BYTES"),
+        ([], {"MICFORGE_RATE_LIMIT_PER_MINUTE": "-3"}, "MICFORGE_RATE_LIMIT_PER_MINUTE"),
+        (["--rate-limit-per-minute", "-5"], {}, "MICFORGE_RATE_LIMIT_PER_MINUTE"),
+        (["--log-level", "LOUD"], {}, "MICFORGE_LOG_LEVEL"),
+        ([], {"MICFORGE_GRPC_HEALTH_POLL_MS": "0"}, "MICFORGE_GRPC_HEALTH_POLL_MS"),
+    ],
+)
+def test_a_setting_out_of_range_is_one_line_naming_it(
+    tmp_path: Path, argv: list[str], environ: dict[str, str], named: str
+) -> None:
+    run = Run("--data-dir", str(tmp_path / "data"), environ=environ)
+    status, out, err = run("serve", *argv)  # refused before anything is opened or bound
+    assert status == EXIT_ERROR and out == ""
+    assert err.count("\n") == 1 and err.startswith("micforge: ") and named in err, err
+    assert not (tmp_path / "data").exists()
+
+
+def test_config_takes_an_ipv6_host_with_or_without_brackets() -> None:
+    assert Config(host="[::1]").host == "::1"
+    assert Config(host="::1").host == "::1"
+    with pytest.raises(ValueError, match="host"):
+        Config(host="")
+
+
+@pytest.mark.parametrize("command", [["user", "list"], ["serve", "--port", "0"]])
+def test_a_data_dir_that_cannot_be_made_is_one_line_and_exit_1(
+    tmp_path: Path, command: list[str]
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("not a directory")
+    result = subprocess.run(
+        [sys.executable, "-m", "micforge.cli.micforge", *command]
+        + ["--data-dir", str(afile / "sub")],
+        env=_subprocess_env({}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == EXIT_ERROR, result.stderr
+    assert "Traceback" not in result.stderr
+    ours = [line for line in result.stderr.splitlines() if line.startswith("micforge:")]
+    assert len(ours) == 1 and str(afile) in ours[0], result.stderr
+
+
+def test_user_create_with_a_bad_token_name_creates_no_user(tmp_path: Path) -> None:
+    run = Run("--data-dir", str(tmp_path / "data"))
+    status, out, err = run("user", "create", "--email", "tn@example.com", "--token-name", "")
+    assert status == EXIT_ERROR and out == "" and "token name" in err
+    status, out, _ = run("user", "list")
+    assert status == 0 and "tn@example.com" not in out  # both or neither
+    status, out, err = run("user", "create", "--email", "tn@example.com", "--token-name", "ci")
+    assert (status, err) == (0, "") and out.splitlines()[-1].startswith("mic_")
+
+
+def test_serve_binds_an_ipv6_host(tmp_path: Path) -> None:
+    config = Config.load({"data_dir": tmp_path, "host": "[::1]", "port": 0, "grpc_port": 0}, {})
+    try:
+        server = Server(config)
+    except OSError as exc:  # a machine without IPv6 loopback
+        pytest.skip(f"no ::1 here: {exc}")
+    try:
+        server.start()
+        assert server.rest_url == f"http://[::1]:{server.http_port}"
+        with urllib.request.urlopen(server.rest_url + "/healthz", timeout=30) as answer:
+            assert answer.status == 200
+        with grpc.insecure_channel(f"[::1]:{server.grpc_port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            reply = health.Check(health_pb2.HealthCheckRequest(), timeout=30)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        assert f"gRPC listening on [::1]:{server.grpc_port}" in server.banner()
+    finally:
+        server.stop(grace_s=0)
+
+
+def test_the_banner_never_prints_a_password_it_asks_you_to_paste(tmp_path: Path) -> None:
+    config = Config.load({"data_dir": tmp_path, "port": 0, "grpc_port": 0}, {}).replace(
+        auth_db_url="postgresql://mic:s3cret@db.example/mic"
+    )
+    services = build_services(Config.load({"data_dir": tmp_path}, {}))
+    server = Server(config, services=services)
+    try:
+        banner = server.banner()
+    finally:
+        server.stop(grace_s=0)
+    assert "s3cret" not in banner
+    command = next(line for line in banner.splitlines() if "user create" in line)
+    assert "--auth-db" not in command  # a masked URL could not be pasted
+    assert "MICFORGE_AUTH_DB_URL" in banner
