@@ -380,3 +380,40 @@ def test_a_stall_timeout_of_zero_watches_nothing(make_grpc_env: Callable[..., Gr
     assert env.server.guard is None
     assert env.put_blob(b"no guard, still served").created
     assert _status(env) == SERVING
+
+
+def test_health_is_not_serving_while_the_store_hangs(tmp_path: Path) -> None:
+    # A hung S3 endpoint: the health poll must not hang with it and report SERVING.
+    from micforge.api.grpc import build_grpc_server
+    from micforge.config import Config
+    from micforge.service import build_services
+    from micforge.storage import LocalStore
+    from tests.service.wrappers import HangingStore
+
+    config = Config.load(
+        {
+            "data_dir": tmp_path,
+            "cache_dir": "off",
+            "grpc_health_poll_ms": 50,
+            "health_timeout_ms": 200,
+        },
+        environ={},
+    )
+    hanging = HangingStore(LocalStore(tmp_path / "store"))
+    services = build_services(config, store=hanging)
+    server, port = build_grpc_server(config, services)
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    health = health_pb2_grpc.HealthStub(channel)
+    request = health_pb2.HealthCheckRequest(service="")
+    try:
+        assert health.Check(request, timeout=5).status == SERVING
+        hanging.start_hanging()
+        assert wait_for(lambda: health.Check(request, timeout=5).status == NOT_SERVING, 5)
+        hanging.stop_hanging()
+        assert wait_for(lambda: health.Check(request, timeout=5).status == SERVING, 5)
+    finally:
+        hanging.stop_hanging()
+        channel.close()
+        server.stop(None).wait()
+        services.close()

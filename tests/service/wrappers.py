@@ -188,3 +188,29 @@ class SlowSessionReadsStore(CountingStore):
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+
+class HangingStore(CountingStore):
+    """A store whose list() blocks while ``hang`` is set: an S3 endpoint that accepts
+    connections and never answers. Everything else reaches the inner store."""
+
+    def __init__(self, inner: Store) -> None:
+        super().__init__(inner)
+        self.hang = threading.Event()
+        self._released = threading.Event()
+        self._released.set()
+
+    def start_hanging(self) -> None:
+        self._released.clear()
+        self.hang.set()
+
+    def stop_hanging(self) -> None:
+        self.hang.clear()
+        self._released.set()
+
+    def list(
+        self, prefix: str, *, start_after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        if self.hang.is_set():
+            self._released.wait(60)
+        return super().list(prefix, start_after=start_after, limit=limit)

@@ -6,15 +6,15 @@ own store (e.g. a moto-backed S3Store or a fault-injecting wrapper) and auth DB.
 
 from __future__ import annotations
 
-import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from micforge.auth import AuthDB
 from micforge.config import Config
 from micforge.service.blobs import BlobService
 from micforge.service.common import Authorizer
 from micforge.service.content import ContentService
+from micforge.service.health import HealthChecks
 from micforge.service.history import History
 from micforge.service.landing import LandingService
 from micforge.service.metrics import Metrics
@@ -22,8 +22,6 @@ from micforge.service.projects import ProjectService
 from micforge.service.ratelimit import RateLimiter
 from micforge.service.sessions import SessionService, SessionStore, SyncHlc
 from micforge.storage import CachedStore, Store, open_backend
-
-log = logging.getLogger("micforge.service")
 
 # Parallel object-store reads/writes per Services (object stores are latency-bound).
 IO_THREADS = 16
@@ -51,20 +49,20 @@ class Services:
     _pool: ThreadPoolExecutor
     _listing_pool: ThreadPoolExecutor
     _owned: tuple
+    _health: HealthChecks = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._health = HealthChecks(
+            {"store": self._probe_store, "auth_db": self.auth.ping},
+            self.config.health_timeout_ms / 1000,
+        )
 
     def health(self) -> dict[str, str]:
         """Whether the store and the auth DB answer: {"store": "ok" | "unavailable",
-        "auth_db": ...}. REST ``/healthz`` and gRPC health both report this. Any
-        failure counts (logged), not just Unavailable: a health check must answer."""
-        checks: dict[str, str] = {}
-        for name, probe in (("store", self._probe_store), ("auth_db", self.auth.ping)):
-            try:
-                probe()
-                checks[name] = "ok"
-            except Exception as error:  # noqa: BLE001
-                log.warning("health check: %s failed: %s", name, error)
-                checks[name] = "unavailable"
-        return checks
+        "auth_db": ...}, within ``config.health_timeout_ms`` (service/health.py). REST
+        ``/healthz`` and gRPC health both report this. Any failure counts (logged),
+        not just Unavailable, and so does no answer in time: a health check must answer."""
+        return self._health.run()
 
     def _probe_store(self) -> None:
         self.store.list("", limit=1)  # reaches a remote store
@@ -75,6 +73,7 @@ class Services:
             pass
 
     def close(self) -> None:
+        self._health.close()
         self._listing_pool.shutdown(wait=True)
         self._pool.shutdown(wait=True)
         for resource in self._owned:

@@ -1,0 +1,62 @@
+"""Health checks that answer within a deadline, whatever the store or auth DB do.
+
+REST ``/healthz`` and gRPC health (``api/grpc/lifecycle.py``) both report
+``Services.health()``. A store that hangs (an S3 endpoint that accepts the
+connection and never answers) must not hang the check with it: a load
+balancer's probe would time out instead of reading "unavailable", and gRPC
+health would report its last status for as long as the hang lasts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+log = logging.getLogger("micforge.service")
+
+
+class HealthChecks:
+    """Runs each named probe on a thread of its own and waits for all of them at most
+    ``deadline_s``: a probe that raises, or has not returned by then, is
+    "unavailable". A probe still running from an earlier call is waited for again
+    rather than started twice, so a hung store holds one thread, not one per check.
+    """
+
+    def __init__(self, probes: Mapping[str, Callable[[], object]], deadline_s: float) -> None:
+        self._probes = dict(probes)
+        self._deadline_s = deadline_s
+        self._lock = threading.Lock()
+        self._running: dict[str, Future[object]] = {}
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, len(self._probes)), thread_name_prefix="micforge-health"
+        )
+
+    def run(self) -> dict[str, str]:
+        """{name: "ok" | "unavailable"} for every probe, within the deadline."""
+        with self._lock:
+            for name, probe in self._probes.items():
+                running = self._running.get(name)
+                if running is None or running.done():
+                    self._running[name] = self._pool.submit(probe)
+            futures = dict(self._running)
+        deadline = time.monotonic() + self._deadline_s
+        checks: dict[str, str] = {}
+        for name, future in futures.items():
+            try:
+                future.result(timeout=max(0.0, deadline - time.monotonic()))
+                checks[name] = "ok"
+            except FutureTimeout:
+                log.warning("health check: %s did not answer within %.1fs", name, self._deadline_s)
+                checks[name] = "unavailable"
+            except Exception as error:  # noqa: BLE001 - any failure counts: a check must answer
+                log.warning("health check: %s failed: %s", name, error)
+                checks[name] = "unavailable"
+        return checks
+
+    def close(self) -> None:
+        """Stop taking checks; a probe still hung is left to end by its own timeouts."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
