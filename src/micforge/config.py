@@ -55,6 +55,14 @@ class Config:
     # (api/grpc/lifecycle.py); 0 = never.
     grpc_stall_timeout_ms: int = 60_000
     grpc_health_poll_ms: int = 5_000  # how often gRPC health re-runs the health checks
+    # /healthz and gRPC health answer within this: a check that has not is "unavailable".
+    health_timeout_ms: int = 3_000
+    # S3: how long to wait for a connection and for each response, and how many tries
+    # a call gets (throttling and timeouts are retried with backoff). A hung endpoint
+    # turns into 503 after about attempts x read timeout.
+    s3_connect_timeout_ms: int = 5_000
+    s3_read_timeout_ms: int = 15_000
+    s3_max_attempts: int = 5
     # 1, not zstd's default 3: compresses source-like data ~50% faster for ~14% larger
     # objects (docs/benchmarks.md "gRPC"); git too writes loose objects at level 1.
     blob_zstd_level: int = 1
@@ -140,6 +148,10 @@ _RANGES: dict[str, tuple[int, int | None]] = {
     "grpc_chunk_bytes": (1, 64 * MiB),
     "grpc_stall_timeout_ms": (0, None),
     "grpc_health_poll_ms": (1, None),
+    "health_timeout_ms": (1, None),
+    "s3_connect_timeout_ms": (1, None),
+    "s3_read_timeout_ms": (1, None),
+    "s3_max_attempts": (1, 20),
     "blob_zstd_level": (-(1 << 17), 22),  # zstd's negative "fast" levels up to its maximum
     "landing_max_attempts": (1, None),
     "landing_backoff_base_ms": (0, None),

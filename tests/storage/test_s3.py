@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from micforge.storage import (
     LocalStore,
     PreconditionFailed,
     S3Store,
+    StorageUnavailable,
     StoreError,
     keys,
     open_backend,
@@ -135,3 +138,28 @@ def test_endpoint_region_credentials_from_standard_aws_variables(
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "via env"
     assert s3_store.get("env/k")[0] == b"via env"
+
+
+def test_a_hung_endpoint_is_unavailable_after_the_configured_timeouts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An endpoint that accepts connections (the kernel's backlog) and never answers.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        config = Config(
+            data_dir=tmp_path,
+            s3_endpoint_url=f"http://127.0.0.1:{silent.getsockname()[1]}",
+            s3_read_timeout_ms=300,
+            s3_max_attempts=2,
+        )
+        store = open_backend("s3://hung-bucket/p", config)
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailable):
+            store.get("some/key")
+        elapsed = time.monotonic() - started
+        store.close()
+    assert 0.5 < elapsed < 10, elapsed  # two attempts of 0.3 s (and a backoff), not 8 of 60 s

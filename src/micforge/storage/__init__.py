@@ -59,6 +59,11 @@ def open_backend(url: str, config: Config) -> LocalStore | S3Store:
             parsed.netloc,
             unquote(parsed.path).strip("/"),
             endpoint_url=config.s3_endpoint_url or None,
+            retry=RetryPolicy(
+                max_attempts=config.s3_max_attempts,
+                connect_timeout_s=config.s3_connect_timeout_ms / 1000,
+                read_timeout_s=config.s3_read_timeout_ms / 1000,
+            ),
         )
     raise ValueError(f"unsupported store URL {url!r}: use file:///path or s3://bucket/prefix")
 

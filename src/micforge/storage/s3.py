@@ -76,13 +76,16 @@ _TRANSPORT_ERRORS = (
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retry budget. Defaults suit AWS; tests shrink them so fault tests stay fast."""
+    """Retry budget. ``micforge serve`` takes it from the config (``s3_*`` settings, the
+    same defaults as here); tests shrink it so fault tests stay fast. An endpoint that
+    accepts connections and never answers costs a call about ``max_attempts`` x
+    ``read_timeout_s`` before it is 503."""
 
-    max_attempts: int = 8  # per call, first attempt included
+    max_attempts: int = 5  # per call, first attempt included
     backoff_base_ms: int = 50
     backoff_cap_ms: int = 5_000
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 60.0
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 15.0
 
 
 class S3Store:
