@@ -19,6 +19,12 @@ class MicError(Exception):
         self.message = message or self.code
         self.details = details
 
+    @property
+    def client_message(self) -> str:
+        """What a REST or gRPC client is told; ``message`` (the operator's, for logs and
+        the ``micforge`` command) may say more."""
+        return self.message
+
 
 class InvalidRequest(MicError):
     code = "invalid_request"
@@ -82,6 +88,16 @@ class Unavailable(MicError):
 
     code = "unavailable"
     http_status = 503
+
+
+class AuthDBUnavailable(Unavailable):
+    """The auth DB did not answer. ``message`` carries the driver's reason (host and
+    port, never a password) for the log and the operator; clients, who may not even
+    be authenticated yet, are told only that the auth DB is unavailable."""
+
+    @property
+    def client_message(self) -> str:
+        return "auth DB unavailable"
 
 
 class Corrupt(MicError):

@@ -46,6 +46,7 @@ from micforge.auth.migrations import (
 from micforge.auth.models import make_models
 from micforge.errors import (
     AlreadyExists,
+    AuthDBUnavailable,
     Forbidden,
     InvalidRequest,
     NotFound,
@@ -357,7 +358,7 @@ class AuthDB:
                 yield
         except (peewee.OperationalError, peewee.InterfaceError, MaxConnectionsExceeded) as exc:
             # The message of a driver error names host and port, never the password.
-            raise Unavailable(f"auth DB unavailable: {exc}".strip()) from exc
+            raise AuthDBUnavailable(f"auth DB unavailable: {exc}".strip()) from exc
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)

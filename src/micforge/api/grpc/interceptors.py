@@ -97,7 +97,7 @@ def details_for(error: MicError) -> str:
     if isinstance(error, Conflict) and error.paths:
         # The paths also go in the message so that a plain client sees them.
         return f"{error.message}: {', '.join(error.paths)}"
-    return error.message
+    return error.client_message
 
 
 class CallContext:
@@ -260,6 +260,8 @@ def _abort_for(exc: Exception, method: str, context: grpc.ServicerContext) -> No
         log.warning("store unusable: %s: %s", type(exc).__name__, exc)
         exc = Unavailable("storage is unavailable")
     if isinstance(exc, MicError):
+        if exc.http_status >= 500 and exc.message != exc.client_message:
+            log.warning("grpc %s failed: %s: %s", method, exc.code, exc.message)  # the detail
         status, details = status_for(exc), details_for(exc)
         gone = _client_gone(context)
         if gone is not None:

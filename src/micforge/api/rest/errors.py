@@ -54,7 +54,7 @@ def error_response(status: int, code: str, message: str, **details: object) -> R
 def _mic_error(error: MicError) -> Response:
     # Details (e.g. Conflict's "paths") are part of the body; API.md documents them.
     details = {k: v for k, v in error.details.items() if k not in ("code", "message")}
-    response = error_response(error.http_status, error.code, error.message, **details)
+    response = error_response(error.http_status, error.code, error.client_message, **details)
     if isinstance(error, RateLimited):
         response.headers["Retry-After"] = str(max(1, int(error.retry_after_s)))
     if isinstance(error, Unauthorized):
