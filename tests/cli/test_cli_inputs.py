@@ -116,3 +116,10 @@ def test_the_banner_never_prints_a_password_it_asks_you_to_paste(tmp_path: Path)
     command = next(line for line in banner.splitlines() if "user create" in line)
     assert "--auth-db" not in command  # a masked URL could not be pasted
     assert "MICFORGE_AUTH_DB_URL" in banner
+
+
+def test_a_bad_store_url_is_not_blamed_on_the_port(tmp_path: Path) -> None:
+    run = Run("--data-dir", str(tmp_path / "data"))
+    status, out, err = run("serve", "--port", "0", "--store", "ftp://x")
+    assert status == EXIT_ERROR and out == ""
+    assert err.startswith("micforge: unsupported store URL") and "REST" not in err, err

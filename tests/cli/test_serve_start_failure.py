@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,3 +109,45 @@ def test_a_taken_rest_port_is_one_line_and_exit_1(tmp_path: Path, taken_port: in
     ours = [line for line in result.stderr.splitlines() if line.startswith("micforge:")]
     assert len(ours) == 1 and f"127.0.0.1:{taken_port}" in ours[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_host_with_two_addresses_serves_and_stops_on_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Like "localhost" on a dual-stack machine: waitress then listens on each address
+    # (its MultiSocketServer), and the server must configure and stop all of them.
+    real_getaddrinfo = socket.getaddrinfo
+
+    def dual(host: object, *args: object, **kwargs: object) -> list:
+        if host == "dual.test":
+            v4 = real_getaddrinfo("127.0.0.1", *args, **kwargs)  # type: ignore[arg-type]
+            v6 = real_getaddrinfo("::1", *args, **kwargs)  # type: ignore[arg-type]
+            return v4 + v6
+        return real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", dual)
+    with socket.socket() as probe:  # a free port, for both families
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = Config.load({"data_dir": str(tmp_path), "host": "dual.test", "port": port}, {})
+    threads_before = set(threading.enumerate())
+    try:
+        server = Server(config)
+    except OSError as exc:
+        pytest.skip(f"no ::1 here, or the port was taken meanwhile: {exc}")
+    assert len(server._listeners) == 2
+    server._http_thread.start()  # REST only: grpc resolves names itself, not via Python
+    try:
+        for host in ("127.0.0.1", "[::1]"):
+            with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=30) as answer:
+                assert answer.status == 200
+    finally:
+        server.stop(grace_s=5)
+    for family, address in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        with socket.socket(family, socket.SOCK_STREAM) as again:
+            # With SO_REUSEADDR, Linux refuses the bind only while a socket still
+            # listens there (the served connections may linger in TIME_WAIT).
+            again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            again.bind((address, port))  # both listening sockets are closed
+    leftover = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+    assert leftover == []

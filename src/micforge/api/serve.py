@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
-from waitress.server import create_server
+from waitress.server import BaseWSGIServer, create_server
 from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
 from waitress.utilities import RequestEntityTooLarge
 from waitress.wasyncore import close_all, dispatcher
@@ -61,6 +61,10 @@ class _JsonErrorTask(ErrorTask):
         self.set_close_on_finish()
         self.content_length = len(body)
         self.write(body)
+
+
+class RestBindError(OSError):
+    """The REST server could not bind its address (taken, not ours, unknown host)."""
 
 
 class _KeepAliveTask(WSGITask):
@@ -169,20 +173,39 @@ class Server:
         # server to stop them. (`_dispatcher` is waitress's own parameter for this.)
         workers = ThreadedTaskDispatcher()
         workers.set_thread_count(config.threads)
+        sockets: dict[int, Any] = {}  # waitress's socket map: what close_all closes
         try:
-            self.http = self._create_http(config, workers, body_max_bytes)
+            try:
+                self.http = self._create_http(config, workers, body_max_bytes, sockets)
+            except (OSError, ValueError) as error:  # taken, not ours, or an unknown host
+                where = _host_port(config.host, config.port)
+                raise RestBindError(f"cannot start REST on {where}: {error}") from error
+            # A host that resolves to several addresses ("localhost": ::1 and
+            # 127.0.0.1) gets a listening server on each, in one socket map
+            # (waitress's MultiSocketServer); all of them are configured and stopped.
+            self._sockets = sockets
+            self._workers = workers
+            self._listeners = [d for d in sockets.values() if isinstance(d, BaseWSGIServer)]
+            channel_class = _channel_class(config.limits)
+            for listener in self._listeners:
+                listener.channel_class = channel_class
+            # Waitress reports the port as getnameinfo()'s numeric string.
+            self.http_port = int(self._listeners[0].effective_port)
         except BaseException:
+            close_all(sockets)
             workers.shutdown(cancel_pending=True, timeout=_IDLE_WORKERS_EXIT_S)
             raise
-        self.http.channel_class = _channel_class(config.limits)
-        # Waitress reports the port as getnameinfo()'s numeric string.
-        self.http_port = int(self.http.effective_port)  # type: ignore[union-attr]
 
     def _create_http(
-        self, config: Config, workers: ThreadedTaskDispatcher, body_max_bytes: int
+        self,
+        config: Config,
+        workers: ThreadedTaskDispatcher,
+        body_max_bytes: int,
+        sockets: dict[int, Any],
     ) -> Any:
         return create_server(
             self.app,
+            map=sockets,
             _dispatcher=workers,
             host=config.host,
             port=config.port,
@@ -216,7 +239,7 @@ class Server:
 
     def _busy_channels(self) -> int:
         busy = 0
-        for channel in list(self.http._map.values()):  # type: ignore[attr-defined]
+        for channel in list(self._sockets.values()):
             if not isinstance(channel, HTTPChannel):
                 continue
             # Requests queued or running, a request half received, or output not yet sent.
@@ -230,27 +253,29 @@ class Server:
             return
         self._stopped.set()
         grpc_done = self.grpc_server.stop(grace_s) if self.grpc_server is not None else None
-        http = self.http
+        listeners, sockets = self._listeners, self._sockets
+        trigger = listeners[0].trigger  # any server's trigger wakes the one loop of the map
 
         def stop_listening() -> None:
             # Runs in the loop thread: asyncore maps are not safe to touch from others.
-            http.accepting = False
-            dispatcher.close(http)
+            for listener in listeners:
+                listener.accepting = False
+                dispatcher.close(listener)
 
         if self._http_thread.is_alive():
-            http.trigger.pull_trigger(stop_listening)
+            trigger.pull_trigger(stop_listening)
             deadline_s = time.monotonic() + grace_s
             while self._busy_channels() and time.monotonic() < deadline_s:
                 time.sleep(_DRAIN_POLL_S)
             if busy := self._busy_channels():
                 log.warning("shutdown: %d connections still busy after %.0fs", busy, grace_s)
             # Closing every channel (and the trigger) empties the map, which ends the loop.
-            http.trigger.pull_trigger(lambda: close_all(http._map))  # type: ignore[attr-defined]
+            trigger.pull_trigger(lambda: close_all(sockets))
             self._http_thread.join(timeout=grace_s)
         else:  # never started (start() failed): no loop thread to hand the work to
-            close_all(http._map)  # type: ignore[attr-defined]
+            close_all(sockets)
             grace_s = max(grace_s, _IDLE_WORKERS_EXIT_S)  # nothing in flight: just join them
-        http.task_dispatcher.shutdown(cancel_pending=True, timeout=grace_s)
+        self._workers.shutdown(cancel_pending=True, timeout=grace_s)
         if grpc_done is not None:
             grpc_done.wait(grace_s)
         self._close_services()
@@ -304,9 +329,8 @@ def serve(config: Config, *, services: Any | None = None) -> int:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         server = Server(config, services=services)
-    except (OSError, ValueError) as error:  # the REST port is taken, or the host unknown
-        where = _host_port(config.host, config.port)
-        print(f"micforge: cannot start REST on {where}: {error}", file=sys.stderr)
+    except RestBindError as error:  # other errors (a bad store URL...) are main()'s to report
+        print(f"micforge: {error}", file=sys.stderr)
         return 1
     stop_requested = threading.Event()
 
