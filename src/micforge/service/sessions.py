@@ -64,10 +64,11 @@ SESSION_CACHE_BYTES = 64 * 1024 * 1024
 LIST_LIMIT_MAX = 1000
 # A filtered listing reads at most this many session objects per page, then hands back a cursor.
 LIST_SCAN_MAX = 2000
-# A filtered listing lists this many keys at a time (at least limit + 1) and reads
-# this many sessions at once.
+# A filtered listing lists this many keys at a time (at least limit + 1). Any listing
+# reads at most this many sessions at once (the listing pool's threads): fewer held
+# in memory, and no long queue in front of other listings sharing the pool.
 LIST_FILTERED_PAGE = 256
-LIST_READ_BATCH = 32
+LIST_READ_BATCH = 8
 
 
 class SyncHlc:
@@ -341,9 +342,10 @@ class SessionService:
                 if scanned == LIST_SCAN_MAX:
                     return found, encode_cursor(project, resume_after)
                 if key not in read_ahead:
-                    # Read the next sessions this page may need all at once: unfiltered,
-                    # exactly those up to the limit; filtered, a batch.
-                    wanted_reads = limit - len(found) if wanted is None else LIST_READ_BATCH
+                    # Read the next few sessions at once (unfiltered, never past the limit).
+                    wanted_reads = LIST_READ_BATCH
+                    if wanted is None:
+                        wanted_reads = min(wanted_reads, limit - len(found))
                     batch = page[n : n + min(wanted_reads, LIST_SCAN_MAX - scanned)]
                     read_ahead = dict(zip(batch, self._read_sessions(batch), strict=True))
                 scanned += 1
