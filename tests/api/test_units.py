@@ -7,8 +7,8 @@ import io
 import pytest
 
 from micforge.api.rest.auth import RateLimiter
-from micforge.api.serve import redact_url
 from micforge.errors import RateLimited
+from micforge.redact import has_secret, redact_url
 
 
 class Clock:
@@ -70,6 +70,15 @@ def test_printed_urls_never_show_a_password():
     assert redact_url("postgresql://mic:s3cret@db:5432/mic") == "postgresql://mic:***@db:5432/mic"
     assert redact_url("sqlite:////srv/auth.db") == "sqlite:////srv/auth.db"
     assert redact_url("s3://bucket/prefix") == "s3://bucket/prefix"
+    # libpq also takes the password as a query parameter.
+    assert (
+        redact_url("postgresql://mic@db/mic?sslmode=require&password=s3cret")
+        == "postgresql://mic@db/mic?sslmode=require&password=***"
+    )
+    assert redact_url("postgresql://mic:a%40b@db/mic?password=x") == (
+        "postgresql://mic:***@db/mic?password=***"
+    )
+    assert has_secret("postgresql://mic@db/mic?password=") and not has_secret("postgresql://db/x")
 
 
 @pytest.fixture

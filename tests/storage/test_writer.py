@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -281,6 +282,17 @@ def test_local_writer_starts_writeback_of_every_byte_it_writes(
         # Pieces are held and written a batch at a time (or a helper's batch), not
         # one call per 100 KB piece.
         assert len(started) <= size // local_module.WRITE_BATCH_BYTES + 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sync_file_range is Linux's")
+def test_writeback_is_really_started_on_linux() -> None:
+    # The writer tests record start_writeback's calls; this one checks that on Linux
+    # they reach the real sync_file_range, not a stand-in that does nothing.
+    assert local_module._sync_file_range is not None
+    with tempfile.TemporaryFile() as f:
+        f.write(b"x" * 4096)
+        f.flush()
+        assert local_module._sync_file_range(f.fileno(), 0, 4096) == 0
 
 
 def test_local_writer_without_fsync_starts_no_writeback(

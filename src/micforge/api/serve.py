@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
@@ -32,6 +31,7 @@ from micforge.api.rest import create_app
 from micforge.api.rest.errors import code_for_status, error_body
 from micforge.api.rest.observe import request_id_for
 from micforge.config import Config, Limits
+from micforge.redact import has_secret, redact_url
 
 log = logging.getLogger("micforge.serve")
 
@@ -119,16 +119,6 @@ def _channel_class(limits: Limits) -> type[HTTPChannel]:
         parser_class = _LimitedParser
 
     return _LimitedChannel
-
-
-def redact_url(url: str) -> str:
-    """A URL fit for printing: any password is replaced (never print or log secrets)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
 def _host_port(host: str, port: int) -> str:
@@ -295,7 +285,7 @@ class Server:
         create_user = f"micforge user create --email you@example.com --data-dir {data_dir}"
         auth_note = []
         if config.auth_db_url != default.auth_db_url:
-            if urlsplit(config.auth_db_url).password is None:
+            if not has_secret(config.auth_db_url):
                 create_user += f" --auth-db '{config.auth_db_url}'"
             else:
                 # The password is never printed, so a masked URL could not be pasted: name

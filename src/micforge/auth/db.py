@@ -53,6 +53,7 @@ from micforge.errors import (
     Unauthorized,
     Unavailable,
 )
+from micforge.redact import redact_url
 
 if TYPE_CHECKING:
     from micforge.storage import Store
@@ -133,14 +134,6 @@ def _key(value: object) -> str:
     if not isinstance(value, str) or len(value) > EMAIL_MAX_CHARS or "\x00" in value:
         return ""
     return value
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
 
 
 def _sqlite_path(url: str) -> Path:
@@ -314,11 +307,11 @@ class AuthDB:
         else:
             raise InvalidRequest(
                 "auth DB URL must start with sqlite:///, postgresql:// or postgres://,"
-                f" got {_redact(url)!r:.80}"
+                f" got {redact_url(url)!r:.80}"
             )
         auth_db = cls(
             database,
-            display_url=_redact(url),
+            display_url=redact_url(url),
             sqlite_path=sqlite_path,
             scrypt_params=scrypt_params,
             clock=clock,

@@ -102,7 +102,7 @@ class LocalStore:
 
         Only files untouched for ``STALE_TEMP_SECONDS``: another process sharing
         the store may be writing one right now, and a live writer touches its
-        file with every write."""
+        file at least every ``WRITE_BATCH_BYTES`` it receives."""
         removed = 0
         cutoff = time.time() - STALE_TEMP_SECONDS
         try:

@@ -195,7 +195,7 @@ _DELETE_OP = {
     "properties": {
         "op": {"type": "string", "enum": ["delete"]},
         "path": _PATH,
-        "mode": {"type": "string", "enum": ["file"]},
+        "mode": {"type": "string", "enum": ["file", None], "nullable": True},
         "blob_hash": {"nullable": True, "enum": [None]},
     },
 }
