@@ -88,7 +88,7 @@ def test_opening_a_store_sweeps_only_stale_writer_temp_files(tmp_path: Path) -> 
     kept_dir = objects / ".tmp-a-directory"  # not a writer's file: left alone
     kept_dir.mkdir()
     os.utime(kept_dir, (stale, stale))
-    nested = objects / "d" / ".tmp-put-temp"  # not where any writer puts one: left alone
+    nested = objects / "d" / ".tmp-put-temp"  # put's (small, next to its target): not swept
     store.put("d/a", b"1")
     nested.write_bytes(b"x")
     os.utime(nested, (stale, stale))
@@ -245,7 +245,9 @@ def test_a_write_is_durable_before_it_returns(
     assert trace[:2] == [("mkdir", "a/b"), ("mkdir", "a/b/c")], trace
     assert len(trace) == 7, trace
     first, *dirs, rename, last = trace[2:]
-    assert first[0] == "fsync" and first[1].startswith(".tmp-"), trace
+    assert first[0] == "fsync" and first[1].startswith(
+        "a/b/c/.tmp-" if how == "put" else ".tmp-"
+    ), trace
     assert sorted(dirs) == [("fsync", "a"), ("fsync", "a/b")], trace
     assert rename == ("rename", "a/b/c/k.mfo")
     assert last == ("fsync", "a/b/c")
