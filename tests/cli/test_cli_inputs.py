@@ -123,3 +123,23 @@ def test_a_bad_store_url_is_not_blamed_on_the_port(tmp_path: Path) -> None:
     status, out, err = run("serve", "--port", "0", "--store", "ftp://x")
     assert status == EXIT_ERROR and out == ""
     assert err.startswith("micforge: unsupported store URL") and "REST" not in err, err
+
+
+def test_the_banner_names_a_custom_s3_endpoint(tmp_path: Path) -> None:
+    config = Config.load(
+        {
+            "data_dir": tmp_path,
+            "port": 0,
+            "grpc_port": 0,
+            "store_url": "s3://acme-mic/prod",
+            "s3_endpoint_url": "http://minio.internal:9000",
+        },
+        {},
+    )
+    services = build_services(Config.load({"data_dir": tmp_path}, {}))
+    server = Server(config, services=services)
+    try:
+        banner = server.banner()
+    finally:
+        server.stop(grace_s=0)
+    assert "store:    s3://acme-mic/prod at http://minio.internal:9000" in banner

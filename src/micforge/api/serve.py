@@ -283,6 +283,9 @@ class Server:
         data_dir = config.data_dir.resolve()
         default = Config(data_dir=config.data_dir)
         create_user = f"micforge user create --email you@example.com --data-dir {data_dir}"
+        endpoint = ""
+        if config.store_url.startswith("s3://") and config.s3_endpoint_url:
+            endpoint = f" at {redact_url(config.s3_endpoint_url)}"
         auth_note = []
         if config.auth_db_url != default.auth_db_url:
             if not has_secret(config.auth_db_url):
@@ -299,7 +302,7 @@ class Server:
                 f"micforge REST listening on {self.rest_url}",
                 f"micforge gRPC listening on {grpc}",
                 f"data dir: {data_dir}",
-                f"store:    {redact_url(config.store_url)}",
+                f"store:    {redact_url(config.store_url)}{endpoint}",
                 f"auth db:  {redact_url(config.auth_db_url)}",
                 "Create the first user (prints its API token on the last line):",
                 f"  {create_user}",
