@@ -63,6 +63,10 @@ class Config:
     s3_connect_timeout_ms: int = 5_000
     s3_read_timeout_ms: int = 15_000
     s3_max_attempts: int = 5
+    # After this many S3 attempts in a row got no answer at all, fail fast for the
+    # cooldown, then let one call probe (storage/breaker.py); 0 = never.
+    s3_breaker_failures: int = 3
+    s3_breaker_cooldown_ms: int = 5_000
     # 1, not zstd's default 3: compresses source-like data ~50% faster for ~14% larger
     # objects (docs/benchmarks.md "gRPC"); git too writes loose objects at level 1.
     blob_zstd_level: int = 1
@@ -152,6 +156,8 @@ _RANGES: dict[str, tuple[int, int | None]] = {
     "s3_connect_timeout_ms": (1, None),
     "s3_read_timeout_ms": (1, None),
     "s3_max_attempts": (1, 20),
+    "s3_breaker_failures": (0, 1000),
+    "s3_breaker_cooldown_ms": (1, None),
     "blob_zstd_level": (-(1 << 17), 22),  # zstd's negative "fast" levels up to its maximum
     "landing_max_attempts": (1, None),
     "landing_backoff_base_ms": (0, None),

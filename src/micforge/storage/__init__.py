@@ -63,6 +63,8 @@ def open_backend(url: str, config: Config) -> LocalStore | S3Store:
                 max_attempts=config.s3_max_attempts,
                 connect_timeout_s=config.s3_connect_timeout_ms / 1000,
                 read_timeout_s=config.s3_read_timeout_ms / 1000,
+                breaker_failures=config.s3_breaker_failures,
+                breaker_cooldown_s=config.s3_breaker_cooldown_ms / 1000,
             ),
         )
     raise ValueError(f"unsupported store URL {url!r}: use file:///path or s3://bucket/prefix")

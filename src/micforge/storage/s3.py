@@ -46,6 +46,7 @@ from micforge.storage.base import (
     validate_prefix,
     validate_writer_key,
 )
+from micforge.storage.breaker import CircuitBreaker
 
 MiB = 1024 * 1024
 WRITE_ID_META = "mf-write-id"
@@ -86,6 +87,11 @@ class RetryPolicy:
     backoff_cap_ms: int = 5_000
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 15.0
+    # The circuit breaker (storage/breaker.py): open after this many attempts in a row
+    # got no answer at all, for breaker_cooldown_s. 0 = off (the default here;
+    # `micforge serve` turns it on from the config).
+    breaker_failures: int = 0
+    breaker_cooldown_s: float = 5.0
 
 
 class S3Store:
@@ -153,6 +159,25 @@ class S3Store:
         self._client = session.client("s3", config=retrying, **client_args)
         # Conditional writes go through a client that never retries on its own (see module doc).
         self._cond_client = session.client("s3", config=single_shot, **client_args)
+        self.breaker = CircuitBreaker(
+            self.retry.breaker_failures,
+            self.retry.breaker_cooldown_s,
+            probe_lease_s=self.retry.connect_timeout_s + self.retry.read_timeout_s + 1,
+        )
+        for client in (self._client, self._cond_client):
+            client.meta.events.register("before-send.s3", self._before_send)
+            client.meta.events.register("response-received.s3", self._response_received)
+
+    def _before_send(self, request: Any = None, **_: Any) -> None:
+        # Raised inside botocore's send, which hands it back as the attempt's error;
+        # botocore does not retry it, and _translate passes a StoreError through.
+        self.breaker.before_call(f"s3://{self.bucket}")
+
+    def _response_received(self, exception: Exception | None = None, **_: Any) -> None:
+        if exception is None:
+            self.breaker.answered()  # any HTTP status: the endpoint is there
+        elif isinstance(exception, _TRANSPORT_ERRORS):
+            self.breaker.no_answer()
 
     def __repr__(self) -> str:
         # Includes the endpoint: CachedStore namespaces its disk cache by this string.

@@ -1,0 +1,149 @@
+"""The S3 circuit breaker: fail fast while the endpoint gives no answer at all, probe
+one call at a time after the cooldown, close on any answer (storage/breaker.py)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from micforge.storage import RetryPolicy, S3Store, StorageUnavailable
+from micforge.storage.breaker import CircuitBreaker
+from tests.fixtures.tcp_proxy import TcpProxy
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _in_thread(call: Callable[[], object]) -> BaseException | None:
+    """Run ``call`` on another thread (another caller); return what it raised."""
+    raised: list[BaseException | None] = [None]
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001
+            raised[0] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    return raised[0]
+
+
+def test_it_opens_after_failures_in_a_row_and_any_answer_resets_the_count() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(3, cooldown_s=5, probe_lease_s=20, clock=clock)
+    breaker.no_answer()
+    breaker.no_answer()
+    breaker.answered()  # an answer in between: the count starts again
+    breaker.no_answer()
+    breaker.no_answer()
+    breaker.before_call("s3://b")  # two in a row: still closed
+    breaker.no_answer()
+    assert breaker.is_open
+    with pytest.raises(StorageUnavailable, match="failing fast"):
+        breaker.before_call("s3://b")
+
+
+def test_after_the_cooldown_one_probe_goes_and_its_answer_decides() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(1, cooldown_s=5, probe_lease_s=20, clock=clock)
+    breaker.no_answer()
+    clock.now += 5
+    breaker.before_call("s3://b")  # this thread probes
+    assert isinstance(_in_thread(lambda: breaker.before_call("s3://b")), StorageUnavailable)
+    breaker.no_answer()  # the probe got no answer: open for another cooldown
+    with pytest.raises(StorageUnavailable):
+        breaker.before_call("s3://b")
+    clock.now += 5
+    breaker.before_call("s3://b")  # the next probe
+    breaker.answered()
+    assert not breaker.is_open
+    assert _in_thread(lambda: breaker.before_call("s3://b")) is None
+
+
+def test_a_probe_that_never_reports_frees_its_place_after_its_lease() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(1, cooldown_s=5, probe_lease_s=20, clock=clock)
+    breaker.no_answer()
+    clock.now += 5
+    assert _in_thread(lambda: breaker.before_call("s3://b")) is None  # a probe that vanishes
+    with pytest.raises(StorageUnavailable):
+        breaker.before_call("s3://b")
+    clock.now += 20
+    breaker.before_call("s3://b")
+
+
+def test_zero_failures_means_off() -> None:
+    breaker = CircuitBreaker(0, cooldown_s=5, probe_lease_s=20)
+    for _ in range(10):
+        breaker.no_answer()
+    breaker.before_call("s3://b")
+    assert not breaker.is_open
+
+
+def test_a_hung_endpoint_fails_fast_once_the_breaker_opens() -> None:
+    with socket.socket() as silent:  # accepts (the kernel's backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        retry = RetryPolicy(
+            max_attempts=5, read_timeout_s=0.3, breaker_failures=2, breaker_cooldown_s=30
+        )
+        store = S3Store(
+            "hung-bucket",
+            endpoint_url=f"http://127.0.0.1:{silent.getsockname()[1]}",
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            retry=retry,
+        )
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailable):
+            store.get("k")
+        first_s = time.monotonic() - started
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailable, match="failing fast"):
+            store.head("k")
+        second_s = time.monotonic() - started
+        store.close()
+    assert first_s < 1.4  # two timeouts of 0.3 s, then fast: not five attempts
+    assert second_s < 0.2
+
+
+def test_the_store_recovers_through_a_probe_once_the_endpoint_is_back(
+    make_s3_store: Callable[..., Any], s3_credentials: dict[str, str]
+) -> None:
+    moto = urlsplit(s3_credentials["endpoint_url"])
+    proxy = TcpProxy(moto.hostname or "127.0.0.1", moto.port or 80)
+    bucket_store = make_s3_store()  # creates the bucket, directly on moto
+    store = make_s3_store(
+        bucket=bucket_store.bucket,
+        endpoint_url=f"http://127.0.0.1:{proxy.port}",
+        retry=RetryPolicy(max_attempts=2, breaker_failures=2, breaker_cooldown_s=0.3),
+    )
+    try:
+        store.put("k", b"v")
+        proxy.cut()  # connections refused: no answer at all
+        for _ in range(2):
+            with pytest.raises(StorageUnavailable):
+                store.get("k")
+        assert store.breaker.is_open
+        proxy.restore()
+        with pytest.raises(StorageUnavailable, match="failing fast"):
+            store.get("k")  # still cooling down
+        time.sleep(0.35)
+        assert store.get("k")[0] == b"v"  # the probe: answered, closed
+        assert not store.breaker.is_open
+    finally:
+        proxy.close()
