@@ -102,16 +102,20 @@ def test_serve_binds_an_ipv6_host(tmp_path: Path) -> None:
         server.stop(grace_s=0)
 
 
-def test_the_banner_never_prints_a_password_it_asks_you_to_paste(tmp_path: Path) -> None:
-    config = Config.load({"data_dir": tmp_path, "port": 0, "grpc_port": 0}, {}).replace(
-        auth_db_url="postgresql://mic:s3cret@db.example/mic"
-    )
+def _banner(tmp_path: Path, **settings: object) -> str:
+    """The banner of a server whose config has ``settings`` (its services are the
+    embedded defaults: the banner only reads the config)."""
+    config = Config.load({"data_dir": tmp_path, "port": 0, "grpc_port": 0, **settings}, {})
     services = build_services(Config.load({"data_dir": tmp_path}, {}))
     server = Server(config, services=services)
     try:
-        banner = server.banner()
+        return server.banner()
     finally:
         server.stop(grace_s=0)
+
+
+def test_the_banner_never_prints_a_password_it_asks_you_to_paste(tmp_path: Path) -> None:
+    banner = _banner(tmp_path, auth_db_url="postgresql://mic:s3cret@db.example/mic")
     assert "s3cret" not in banner
     command = next(line for line in banner.splitlines() if "user create" in line)
     assert "--auth-db" not in command  # a masked URL could not be pasted
@@ -126,20 +130,7 @@ def test_a_bad_store_url_is_not_blamed_on_the_port(tmp_path: Path) -> None:
 
 
 def test_the_banner_names_a_custom_s3_endpoint(tmp_path: Path) -> None:
-    config = Config.load(
-        {
-            "data_dir": tmp_path,
-            "port": 0,
-            "grpc_port": 0,
-            "store_url": "s3://acme-mic/prod",
-            "s3_endpoint_url": "http://minio.internal:9000",
-        },
-        {},
+    banner = _banner(
+        tmp_path, store_url="s3://acme-mic/prod", s3_endpoint_url="http://minio.internal:9000"
     )
-    services = build_services(Config.load({"data_dir": tmp_path}, {}))
-    server = Server(config, services=services)
-    try:
-        banner = server.banner()
-    finally:
-        server.stop(grace_s=0)
     assert "store:    s3://acme-mic/prod at http://minio.internal:9000" in banner

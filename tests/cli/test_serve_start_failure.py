@@ -30,18 +30,24 @@ def taken_port() -> Iterator[int]:
         yield holder.getsockname()[1]
 
 
-def test_a_taken_grpc_port_is_one_line_and_exit_1(tmp_path: Path, taken_port: int) -> None:
-    started_s = time.monotonic()
+def _serve(data_dir: Path, *flags: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """`micforge serve` on 127.0.0.1 as a real process that is expected to fail fast;
+    returns it and its own ("micforge: ") stderr lines."""
     result = subprocess.run(
-        [sys.executable, "-m", "micforge.cli.micforge", "serve", "--data-dir", str(tmp_path)]
-        + ["--host", "127.0.0.1", "--port", "0", "--grpc-port", str(taken_port)],
+        [sys.executable, "-m", "micforge.cli.micforge", "serve", "--data-dir", str(data_dir)]
+        + ["--host", "127.0.0.1", *flags],
         env=_subprocess_env({}),
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 1, result.stderr
-    ours = [line for line in result.stderr.splitlines() if line.startswith("micforge:")]
+    return result, [line for line in result.stderr.splitlines() if line.startswith("micforge:")]
+
+
+def test_a_taken_grpc_port_is_one_line_and_exit_1(tmp_path: Path, taken_port: int) -> None:
+    started_s = time.monotonic()
+    result, ours = _serve(tmp_path, "--port", "0", "--grpc-port", str(taken_port))
     assert len(ours) == 1, result.stderr
     assert "gRPC" in ours[0] and f"127.0.0.1:{taken_port}" in ours[0]
     assert "Traceback" not in result.stderr
@@ -97,16 +103,7 @@ def test_a_taken_rest_port_closes_the_services_it_was_given(
 
 
 def test_a_taken_rest_port_is_one_line_and_exit_1(tmp_path: Path, taken_port: int) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "micforge.cli.micforge", "serve", "--data-dir", str(tmp_path)]
-        + ["--host", "127.0.0.1", "--port", str(taken_port), "--grpc-port", "0"],
-        env=_subprocess_env({}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 1, result.stderr
-    ours = [line for line in result.stderr.splitlines() if line.startswith("micforge:")]
+    result, ours = _serve(tmp_path, "--port", str(taken_port), "--grpc-port", "0")
     assert len(ours) == 1 and f"127.0.0.1:{taken_port}" in ours[0], result.stderr
     assert "Traceback" not in result.stderr
 

@@ -33,6 +33,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
+from micforge.config import Config
 from micforge.storage.base import (
     KeyNotFound,
     PreconditionFailed,
@@ -77,21 +78,21 @@ _TRANSPORT_ERRORS = (
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retry budget. ``micforge serve`` takes it from the config (``s3_*`` settings, the
-    same defaults as here); tests shrink it so fault tests stay fast. An endpoint that
+    """Retry budget. ``micforge serve`` takes it from the config (``s3_*`` settings, whose
+    defaults these are); tests shrink it so fault tests stay fast. An endpoint that
     accepts connections and never answers costs a call about ``max_attempts`` x
     ``read_timeout_s`` before it is 503."""
 
-    max_attempts: int = 5  # per call, first attempt included
+    max_attempts: int = Config.s3_max_attempts  # per call, first attempt included
     backoff_base_ms: int = 50
     backoff_cap_ms: int = 5_000
-    connect_timeout_s: float = 5.0
-    read_timeout_s: float = 15.0
+    connect_timeout_s: float = Config.s3_connect_timeout_ms / 1000
+    read_timeout_s: float = Config.s3_read_timeout_ms / 1000
     # The circuit breaker (storage/breaker.py): open after this many attempts in a row
     # got no answer at all, for breaker_cooldown_s. 0 = off (the default here;
     # `micforge serve` turns it on from the config).
     breaker_failures: int = 0
-    breaker_cooldown_s: float = 5.0
+    breaker_cooldown_s: float = Config.s3_breaker_cooldown_ms / 1000
 
 
 class S3Store:
