@@ -45,3 +45,19 @@ def test_a_probe_that_raises_is_unavailable_and_the_others_are_not() -> None:
         assert checks.run() == {"a": "unavailable", "b": "ok"}
     finally:
         checks.close()
+
+
+def test_probes_run_on_daemon_threads_and_none_after_close() -> None:
+    release = threading.Event()
+    started: list[bool] = []
+
+    def hung() -> None:
+        started.append(threading.current_thread().daemon)
+        release.wait(30)
+
+    checks = HealthChecks({"store": hung}, deadline_s=0.05)
+    assert checks.run() == {"store": "unavailable"}
+    checks.close()
+    assert checks.run() == {"store": "unavailable"}
+    release.set()
+    assert started == [True]  # one probe, on a daemon thread: it never holds up exit

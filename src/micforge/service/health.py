@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
 log = logging.getLogger("micforge.service")
@@ -31,17 +31,17 @@ class HealthChecks:
         self._deadline_s = deadline_s
         self._lock = threading.Lock()
         self._running: dict[str, Future[object]] = {}
-        self._pool = ThreadPoolExecutor(
-            max_workers=max(1, len(self._probes)), thread_name_prefix="micforge-health"
-        )
+        self._closed = False
 
     def run(self) -> dict[str, str]:
         """{name: "ok" | "unavailable"} for every probe, within the deadline."""
         with self._lock:
+            if self._closed:
+                return dict.fromkeys(self._probes, "unavailable")
             for name, probe in self._probes.items():
                 running = self._running.get(name)
                 if running is None or running.done():
-                    self._running[name] = self._pool.submit(probe)
+                    self._running[name] = _start(name, probe)
             futures = dict(self._running)
         deadline = time.monotonic() + self._deadline_s
         checks: dict[str, str] = {}
@@ -58,5 +58,22 @@ class HealthChecks:
         return checks
 
     def close(self) -> None:
-        """Stop taking checks; a probe still hung is left to end by its own timeouts."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Start no more probes. One still hung is left to end by its own timeouts; its
+        thread is a daemon, so it never holds up the process's exit."""
+        with self._lock:
+            self._closed = True
+
+
+def _start(name: str, probe: Callable[[], object]) -> Future[object]:
+    """``probe()`` on a daemon thread of its own; its outcome in the returned future."""
+    future: Future[object] = Future()
+    future.set_running_or_notify_cancel()
+
+    def run() -> None:
+        try:
+            future.set_result(probe())
+        except BaseException as error:  # noqa: BLE001 - the waiter reports it
+            future.set_exception(error)
+
+    threading.Thread(target=run, name=f"micforge-health-{name}", daemon=True).start()
+    return future
