@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import grpc
@@ -13,7 +14,10 @@ from micforge import errors
 from micforge.api.grpc import build_grpc_server
 from micforge.api.grpc.gen.micforge.v1 import content_pb2, content_pb2_grpc
 from micforge.api.grpc.interceptors import (
+    CONFLICT_DETAILS_MAX_CHARS,
+    CONFLICT_PATHS_MAX_BYTES,
     STATUS_BY_CODE,
+    _abort_for,
     details_for,
     status_for,
     trailing_metadata_for,
@@ -84,7 +88,8 @@ def test_conflict_and_rate_limit_carry_their_details_as_trailing_metadata() -> N
     conflict = errors.Conflict(paths=["b.txt", "a.txt"])
     assert dict(trailing_metadata_for(conflict)) == {
         "mic-error-code": "conflict",
-        "mic-conflict-paths": '["a.txt", "b.txt"]',
+        "mic-conflict-paths": '["a.txt","b.txt"]',
+        "mic-conflict-count": "2",
     }
     assert details_for(conflict).endswith("a.txt, b.txt")
     limited = errors.RateLimited(retry_after_s=7)
@@ -92,6 +97,24 @@ def test_conflict_and_rate_limit_carry_their_details_as_trailing_metadata() -> N
         "mic-error-code": "rate_limited",
         "retry-after": "7",
     }
+
+
+def test_a_long_conflict_list_is_cut_to_fit_client_metadata_limits() -> None:
+    paths = sorted(f"dir/{n:05d}-" + "y" * 60 + ".txt" for n in range(3000))
+    conflict = errors.Conflict(paths=paths)
+    trailers = dict(trailing_metadata_for(conflict))
+    listed = json.loads(trailers["mic-conflict-paths"])
+    assert listed == paths[: len(listed)] and 10 < len(listed) < len(paths)
+    assert len(trailers["mic-conflict-paths"]) <= CONFLICT_PATHS_MAX_BYTES
+    assert trailers["mic-conflict-count"] == "3000"
+    details = details_for(conflict)
+    assert len(details) < 2 * CONFLICT_DETAILS_MAX_CHARS
+    assert details.startswith(f"landing conflicts: {paths[0]}, ")
+    assert "more (the session's conflict_paths has them all)" in details
+    # A path longer than the whole budget: the list is empty, the count still says 1.
+    huge = errors.Conflict(paths=["z" * 10_000])
+    assert dict(trailing_metadata_for(huge))["mic-conflict-paths"] == "[]"
+    assert dict(trailing_metadata_for(huge))["mic-conflict-count"] == "1"
 
 
 def test_health_watchers_do_not_hold_worker_threads(env: GrpcEnv) -> None:
@@ -150,3 +173,46 @@ def test_a_port_in_use_is_an_error_not_a_shared_port(env: GrpcEnv) -> None:
     # calls between two servers.
     with pytest.raises(OSError, match="could not bind"):
         build_grpc_server(env.config, env.services, bind=f"127.0.0.1:{env.port}")
+
+
+class _EndedCall:
+    """What grpc's ServicerContext tells a handler about a call that ended on the
+    client's side: its deadline passed (``remaining_s`` 0) or it cancelled."""
+
+    def __init__(self, remaining_s: float | None) -> None:
+        self._remaining_s = remaining_s
+        self.trailers: list[tuple[str, str]] = []
+        self.aborted: tuple[grpc.StatusCode, str] | None = None
+
+    def time_remaining(self) -> float | None:
+        return self._remaining_s
+
+    def is_active(self) -> bool:
+        return False
+
+    def set_trailing_metadata(self, metadata: list[tuple[str, str]]) -> None:
+        self.trailers = list(metadata)
+
+    def abort(self, code: grpc.StatusCode, details: str) -> None:
+        self.aborted = (code, details)
+        raise RuntimeError("aborted")
+
+
+@pytest.mark.parametrize(
+    ("remaining_s", "status", "why"),
+    [
+        (0.0, grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded"),
+        (None, grpc.StatusCode.CANCELLED, "cancelled"),
+    ],
+)
+def test_an_error_after_the_client_left_is_its_status_without_the_error_code(
+    remaining_s: float | None, status: grpc.StatusCode, why: str
+) -> None:
+    call = _EndedCall(remaining_s)
+    with pytest.raises(RuntimeError, match="aborted"):
+        _abort_for(
+            errors.NotFound("blob bbbb not found"), "/micforge.v1.ContentService/StatBlob", call
+        )  # type: ignore[arg-type]
+    assert call.aborted is not None and call.aborted[0] == status
+    assert call.aborted[1].startswith(why) and "blob bbbb not found" in call.aborted[1]
+    assert call.trailers == []  # no mic-error-code: not_found to contradict the status

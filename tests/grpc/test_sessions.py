@@ -242,3 +242,28 @@ def test_list_sessions_pages_with_a_cursor(env: GrpcEnv) -> None:
             sessions_pb2.ListSessionsRequest(project=PROJECT, limit=-1), metadata=env.auth()
         )
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_conflict_on_thousands_of_paths_reaches_a_client_with_default_limits(
+    env: GrpcEnv,
+) -> None:
+    # grpcio's default client refuses trailers over 8 KiB (16 KiB hard), and other
+    # clients drop the call: the trailer and message are cut to fit, with the count.
+    blob = env.put_blob(b"x").hash
+    paths = [f"d/{n:05d}-" + "y" * 40 + ".txt" for n in range(1500)]
+    first = _start(env, "first").id
+    second = _start(env, "second").id
+    for sid in (first, second):
+        _record(env, sid, *[Op(op="write", path=p, blob_hash=blob) for p in paths])
+    assert _land(env, first).position == 1
+    with pytest.raises(grpc.RpcError) as raised:
+        _land(env, second)
+    assert raised.value.code() == grpc.StatusCode.ABORTED
+    meta = trailers(raised.value)
+    assert meta["mic-error-code"] == "conflict" and meta["mic-conflict-count"] == "1500"
+    listed = json.loads(meta["mic-conflict-paths"])
+    assert 0 < len(listed) < 1500 and listed == sorted(paths)[: len(listed)]
+    conflicted = env.sessions.GetSession(
+        sessions_pb2.GetSessionRequest(project=PROJECT, session_id=second), metadata=env.auth()
+    )
+    assert len(conflicted.conflict_paths) == 1500  # the whole list, where it has room

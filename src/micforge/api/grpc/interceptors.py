@@ -52,6 +52,13 @@ STATUS_BY_CODE: dict[str, grpc.StatusCode] = {
 # Trailing metadata keys a client may rely on (documented in docs/grpc.md).
 ERROR_CODE_KEY = "mic-error-code"  # the API.md code, e.g. "too_large" vs "rate_limited"
 CONFLICT_PATHS_KEY = "mic-conflict-paths"  # JSON list of the real conflicting paths
+CONFLICT_COUNT_KEY = "mic-conflict-count"  # how many there are (the list may be cut short)
+# gRPC clients refuse metadata past a limit (grpcio: 8 KiB soft, 16 KiB hard; others
+# drop the call): the trailer lists as many paths as fit in this many bytes, and the
+# status message as many as fit in CONFLICT_DETAILS_MAX_CHARS. The session's
+# conflict_paths (GetSession) always holds them all.
+CONFLICT_PATHS_MAX_BYTES = 4096
+CONFLICT_DETAILS_MAX_CHARS = 1024
 RETRY_AFTER_KEY = "retry-after"  # seconds, as HTTP's Retry-After
 
 # grpc's own health and reflection services: no token (like /healthz), and no
@@ -87,7 +94,9 @@ def status_for(error: MicError) -> grpc.StatusCode:
 def trailing_metadata_for(error: MicError) -> list[tuple[str, str]]:
     metadata = [(ERROR_CODE_KEY, error.code)]
     if isinstance(error, Conflict):
-        metadata.append((CONFLICT_PATHS_KEY, json.dumps(error.paths)))
+        listed = _fitting(error.paths, CONFLICT_PATHS_MAX_BYTES, lambda p: len(_json(p)) + 1)
+        metadata.append((CONFLICT_PATHS_KEY, _json(listed)))  # ASCII: non-ASCII is escaped
+        metadata.append((CONFLICT_COUNT_KEY, str(len(error.paths))))
     if isinstance(error, RateLimited):
         metadata.append((RETRY_AFTER_KEY, str(error.retry_after_s)))
     return metadata
@@ -96,8 +105,26 @@ def trailing_metadata_for(error: MicError) -> list[tuple[str, str]]:
 def details_for(error: MicError) -> str:
     if isinstance(error, Conflict) and error.paths:
         # The paths also go in the message so that a plain client sees them.
-        return f"{error.message}: {', '.join(error.paths)}"
+        shown = _fitting(error.paths, CONFLICT_DETAILS_MAX_CHARS, lambda p: len(p) + 2)
+        more = len(error.paths) - len(shown)
+        rest = f" and {more} more (the session's conflict_paths has them all)" if more else ""
+        return f"{error.message}: {', '.join(shown)}{rest}"
     return error.client_message
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _fitting(paths: list[str], budget: int, cost: Callable[[str], int]) -> list[str]:
+    """The first of ``paths`` whose costs add up to at most ``budget`` (at least none)."""
+    shown: list[str] = []
+    for path in paths:
+        budget -= cost(path)
+        if budget < 0:
+            break
+        shown.append(path)
+    return shown
 
 
 class CallContext:
@@ -265,9 +292,11 @@ def _abort_for(exc: Exception, method: str, context: grpc.ServicerContext) -> No
         status, details = status_for(exc), details_for(exc)
         gone = _client_gone(context)
         if gone is not None:
-            # The error is a consequence of the client leaving (e.g. its upload
-            # stream broke off); record what really happened.
-            status, details = gone, f"client left the call ({details})"
+            # The call ended on the client's side (its deadline passed, or it cancelled)
+            # before this error: that is the call's status, and the error's own code
+            # (mic-error-code) would contradict it, so it is not sent.
+            why = "deadline exceeded" if gone == grpc.StatusCode.DEADLINE_EXCEEDED else "cancelled"
+            context.abort(gone, f"{why} (the call was ending with: {details})")
         context.set_trailing_metadata(trailing_metadata_for(exc))
         context.abort(status, details)
     if isinstance(exc, grpc.RpcError) or context.code() is not None:
