@@ -399,7 +399,7 @@ class SessionService:
         def change(rec: SessionRecord) -> SessionRecord:
             _require_owner(rec, user, role)
             if rec.state in (STATE_LANDED, STATE_ABANDONED):
-                raise InvalidState(f"a {STATE_NAMES[rec.state]} session cannot be rebased")
+                raise InvalidState(f"the session is {STATE_NAMES[rec.state]}: it cannot be rebased")
             attempt = self._resolve_attempt(project, rec)
             return dataclasses.replace(
                 rec,
