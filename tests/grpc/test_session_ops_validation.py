@@ -111,3 +111,27 @@ def test_list_sessions_cursor_ends_with_the_last_match_and_belongs_to_its_projec
             metadata=env.auth(),
         )
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_an_error_echoing_a_long_non_ascii_path_still_reaches_a_default_client(
+    env: GrpcEnv,
+) -> None:
+    # A 4,095-byte path of 3-byte characters with an empty segment: the error echoes
+    # it, and grpc-message percent-encodes each byte (x3), past grpcio's 8 KiB limit.
+    path = "é" * 1000 + "//" + "漢" * 697
+    assert len(path.encode()) <= 4096
+    sid = env.sessions.StartSession(
+        sessions_pb2.StartSessionRequest(project=PROJECT, goal="g"), metadata=env.auth()
+    ).id
+    with pytest.raises(grpc.RpcError) as raised:
+        env.sessions.RecordOperations(
+            sessions_pb2.RecordOperationsRequest(
+                project=PROJECT,
+                session_id=sid,
+                operations=[sessions_pb2.Operation(op="delete", path=path)],
+            ),
+            metadata=env.auth(),
+            timeout=30,
+        )
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value.details()
+    assert "empty segment" in raised.value.details()

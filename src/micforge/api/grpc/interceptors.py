@@ -59,6 +59,9 @@ CONFLICT_COUNT_KEY = "mic-conflict-count"  # how many there are (the list may be
 # conflict_paths (GetSession) always holds them all.
 CONFLICT_PATHS_MAX_BYTES = 4096
 CONFLICT_DETAILS_MAX_CHARS = 1024
+# The status message travels as metadata too (grpc-message, percent-encoded: a
+# non-ASCII byte takes 3): any message is cut to this many UTF-8 bytes.
+DETAILS_MAX_BYTES = 2048
 RETRY_AFTER_KEY = "retry-after"  # seconds, as HTTP's Retry-After
 
 # grpc's own health and reflection services: no token (like /healthz), and no
@@ -110,6 +113,15 @@ def details_for(error: MicError) -> str:
         rest = f" and {more} more (the session's conflict_paths has them all)" if more else ""
         return f"{error.message}: {', '.join(shown)}{rest}"
     return error.client_message
+
+
+def _capped(details: str) -> str:
+    """``details`` cut to ``DETAILS_MAX_BYTES`` of UTF-8 (a 4,096-byte path echoed in
+    an error, say), so that clients' metadata limits let the status through."""
+    encoded = details.encode("utf-8", "surrogatepass")
+    if len(encoded) <= DETAILS_MAX_BYTES:
+        return details
+    return encoded[: DETAILS_MAX_BYTES - 4].decode("utf-8", "ignore") + " ..."
 
 
 def _json(value: object) -> str:
@@ -296,9 +308,9 @@ def _abort_for(exc: Exception, method: str, context: grpc.ServicerContext) -> No
             # before this error: that is the call's status, and the error's own code
             # (mic-error-code) would contradict it, so it is not sent.
             why = "deadline exceeded" if gone == grpc.StatusCode.DEADLINE_EXCEEDED else "cancelled"
-            context.abort(gone, f"{why} (the call was ending with: {details})")
+            context.abort(gone, _capped(f"{why} (the call was ending with: {details})"))
         context.set_trailing_metadata(trailing_metadata_for(exc))
-        context.abort(status, details)
+        context.abort(status, _capped(details))
     if isinstance(exc, grpc.RpcError) or context.code() is not None:
         # grpc's own signals: the client cancelled (raised by the request
         # iterator) or the call was already aborted. grpc knows these and
