@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from waitress.channel import HTTPChannel
-from waitress.parser import HTTPRequestParser
+from waitress.parser import HTTPRequestParser, ParsingError, TransferEncodingNotImplemented
 from waitress.server import BaseWSGIServer, create_server
 from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
 from waitress.utilities import RequestEntityTooLarge
@@ -105,7 +105,16 @@ def _channel_class(limits: Limits) -> type[HTTPChannel]:
 
     class _LimitedParser(HTTPRequestParser):
         def parse_header(self, header_plus: bytes) -> None:
-            super().parse_header(header_plus)
+            try:
+                super().parse_header(header_plus)
+            except TransferEncodingNotImplemented:
+                # Waitress answers 501 (RFC 9112's SHOULD); a coding other than chunked
+                # is the client's mistake, and API.md's errors are 4xx for those.
+                coding = self.headers.get("TRANSFER_ENCODING", "")
+                raise ParsingError(
+                    f"Transfer-Encoding {coding[:64]!r} is not supported: send the body "
+                    "with Content-Length or Transfer-Encoding: chunked"
+                ) from None
             upload = self.command == "POST" and _BLOB_UPLOAD.fullmatch(self.path or "")
             limit = limits.blob_max_bytes if upload else limits.json_body_max_bytes
             if self.content_length > limit:
