@@ -50,14 +50,21 @@ def test_a_probe_that_raises_is_unavailable_and_the_others_are_not() -> None:
 def test_probes_run_on_daemon_threads_and_none_after_close() -> None:
     release = threading.Event()
     started: list[bool] = []
+    finished = threading.Event()
 
-    def hung() -> None:
+    def probe() -> None:
         started.append(threading.current_thread().daemon)
         release.wait(30)
+        finished.set()
 
-    checks = HealthChecks({"store": hung}, deadline_s=0.05)
-    assert checks.run() == {"store": "unavailable"}
-    checks.close()
-    assert checks.run() == {"store": "unavailable"}
+    checks = HealthChecks({"store": probe}, deadline_s=0.05)
+    assert checks.run() == {"store": "unavailable"}  # hung past the deadline
+    assert started == [True]  # on a daemon thread: it never holds up the process's exit
     release.set()
-    assert started == [True]  # one probe, on a daemon thread: it never holds up exit
+    assert finished.wait(10)
+    time.sleep(0.05)  # the probe's thread hands its outcome over
+    checks.close()
+    # The last probe is over, so a run would start a new one; closed, it must not.
+    assert checks.run() == {"store": "unavailable"}
+    time.sleep(0.1)
+    assert started == [True]

@@ -13,8 +13,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from micforge.storage import RetryPolicy, S3Store, StorageUnavailable
-from micforge.storage.breaker import CircuitBreaker
+from micforge.storage.breaker import BreakerOpen, CircuitBreaker
+from tests.fixtures.moto_server import create_bucket
 from tests.fixtures.tcp_proxy import TcpProxy
+from tests.storage.fault_proxy import FaultProxy
 
 
 class Clock:
@@ -93,6 +95,51 @@ def test_zero_failures_means_off() -> None:
     assert not breaker.is_open
 
 
+def test_dropped_connections_open_it_only_when_they_go_on_for_the_drop_span() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(3, cooldown_s=5, probe_lease_s=20, clock=clock, drop_span_s=1.0)
+    for _ in range(20):  # a burst: many pooled connections reset at once
+        breaker.no_answer(dropped=True)
+    assert not breaker.is_open
+    clock.now += 0.5
+    breaker.no_answer(dropped=True)
+    assert not breaker.is_open
+    breaker.answered()  # the retries got through: the run is over
+    breaker.no_answer(dropped=True)
+    clock.now += 1.0
+    breaker.no_answer(dropped=True)
+    breaker.before_call("s3://b")  # a new run of two: under the count
+    breaker.no_answer(dropped=True)  # three in a row over a second: the endpoint is down
+    assert breaker.is_open
+
+
+def test_no_connection_or_no_answer_opens_it_at_once_even_among_drops() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(3, cooldown_s=5, probe_lease_s=20, clock=clock, drop_span_s=1.0)
+    breaker.no_answer(dropped=True)
+    breaker.no_answer(dropped=True)
+    breaker.no_answer()  # a timeout or a refused connection in the run
+    assert breaker.is_open
+
+
+def test_a_probe_that_ends_in_a_local_error_lets_the_next_call_probe() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(1, cooldown_s=5, probe_lease_s=20, clock=clock)
+    breaker.no_answer()
+    clock.now += 5
+    breaker.before_call("s3://b")  # this thread probes...
+    with pytest.raises(BreakerOpen, match="another call is probing"):
+        _raise(_in_thread(lambda: breaker.before_call("s3://b")))
+    breaker.probe_ended()  # ...and fails on its own side: no verdict on the endpoint
+    assert breaker.is_open
+    assert _in_thread(lambda: breaker.before_call("s3://b")) is None  # the next probe
+
+
+def _raise(error: BaseException | None) -> None:
+    if error is not None:
+        raise error
+
+
 def test_a_hung_endpoint_fails_fast_once_the_breaker_opens() -> None:
     with socket.socket() as silent:  # accepts (the kernel's backlog), never answers
         silent.bind(("127.0.0.1", 0))
@@ -121,6 +168,9 @@ def test_a_hung_endpoint_fails_fast_once_the_breaker_opens() -> None:
     assert second_s < 0.2
 
 
+COOLDOWN_S = 2.0
+
+
 def test_the_store_recovers_through_a_probe_once_the_endpoint_is_back(
     make_s3_store: Callable[..., Any], s3_credentials: dict[str, str]
 ) -> None:
@@ -130,7 +180,7 @@ def test_the_store_recovers_through_a_probe_once_the_endpoint_is_back(
     store = make_s3_store(
         bucket=bucket_store.bucket,
         endpoint_url=f"http://127.0.0.1:{proxy.port}",
-        retry=RetryPolicy(max_attempts=2, breaker_failures=2, breaker_cooldown_s=0.3),
+        retry=RetryPolicy(max_attempts=2, breaker_failures=2, breaker_cooldown_s=COOLDOWN_S),
     )
     try:
         store.put("k", b"v")
@@ -139,11 +189,75 @@ def test_the_store_recovers_through_a_probe_once_the_endpoint_is_back(
             with pytest.raises(StorageUnavailable):
                 store.get("k")
         assert store.breaker.is_open
+        opened = time.monotonic()
         proxy.restore()
-        with pytest.raises(StorageUnavailable, match="failing fast"):
+        with pytest.raises(BreakerOpen, match="failing fast"):
             store.get("k")  # still cooling down
-        time.sleep(0.35)
-        assert store.get("k")[0] == b"v"  # the probe: answered, closed
+        while True:  # after the cooldown the next call probes: answered, closed
+            try:
+                assert store.get("k")[0] == b"v"
+                break
+            except BreakerOpen:
+                assert time.monotonic() - opened < COOLDOWN_S + 10
+                time.sleep(0.1)
+        assert time.monotonic() - opened >= COOLDOWN_S * 0.9
         assert not store.breaker.is_open
+    finally:
+        proxy.close()
+
+
+def test_a_burst_of_reset_connections_on_a_healthy_endpoint_does_not_open_it(
+    moto_endpoint: str, s3_credentials: dict[str, str], make_s3_store: Callable[..., Any]
+) -> None:
+    """A load balancer closing many pooled connections at once: every request's
+    retry succeeds, so no call may fail fast."""
+    proxy = FaultProxy(moto_endpoint)
+    bucket = create_bucket(s3_credentials)
+    make_s3_store(bucket).put("k", b"v")
+    store = make_s3_store(
+        bucket,
+        endpoint_url=proxy.endpoint,
+        retry=RetryPolicy(max_attempts=5, breaker_failures=3, breaker_cooldown_s=30),
+    )
+    callers = 8
+    try:
+        proxy.inject(["drop"] * callers)  # every caller's first attempt is dropped
+        barrier = threading.Barrier(callers)
+
+        def read() -> None:
+            barrier.wait()
+            assert store.get("k")[0] == b"v"
+
+        errors: list[BaseException | None] = []
+        threads = [
+            threading.Thread(target=lambda: errors.append(_in_thread(read))) for _ in range(callers)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == [None] * callers
+        assert proxy.count("drop") == callers
+        assert not store.breaker.is_open
+    finally:
+        proxy.close()
+
+
+def test_a_conditional_write_refused_by_the_open_breaker_is_not_retried_or_ambiguous(
+    moto_endpoint: str, s3_credentials: dict[str, str], make_s3_store: Callable[..., Any]
+) -> None:
+    proxy = FaultProxy(moto_endpoint)
+    store = make_s3_store(
+        create_bucket(s3_credentials),
+        endpoint_url=proxy.endpoint,
+        retry=RetryPolicy(max_attempts=5, breaker_failures=1, breaker_cooldown_s=30),
+    )
+    try:
+        store.breaker.no_answer()  # open, as after a timeout
+        started = time.monotonic()
+        with pytest.raises(BreakerOpen):
+            store.put("log", b"record", if_none_match=True)
+        assert time.monotonic() - started < 0.5  # no backoff between refused attempts
+        assert proxy.count() == 0  # nothing went out, so nothing to resolve by HEAD
     finally:
         proxy.close()

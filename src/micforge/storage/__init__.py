@@ -18,11 +18,13 @@ from micforge.storage.base import (
     StoreError,
     store_unusable,
 )
+from micforge.storage.breaker import BreakerOpen
 from micforge.storage.cache import CachedStore, CacheStats
 from micforge.storage.local import LocalStore
 from micforge.storage.s3 import RetryPolicy, S3Store
 
 __all__ = [
+    "BreakerOpen",
     "CacheStats",
     "CachedStore",
     "InvalidKey",

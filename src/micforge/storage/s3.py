@@ -47,7 +47,7 @@ from micforge.storage.base import (
     validate_prefix,
     validate_writer_key,
 )
-from micforge.storage.breaker import CircuitBreaker
+from micforge.storage.breaker import BreakerOpen, CircuitBreaker
 
 MiB = 1024 * 1024
 WRITE_ID_META = "mf-write-id"
@@ -74,6 +74,13 @@ _TRANSPORT_ERRORS = (
     botocore.exceptions.IncompleteReadError,
     botocore.exceptions.ConnectionError,
 )
+# A connection closed under a request (see storage/breaker.py): weaker evidence of an
+# endpoint down than no connection or no answer at all.
+_DROPPED_ERRORS = (
+    botocore.exceptions.ConnectionClosedError,
+    botocore.exceptions.ResponseStreamingError,
+    botocore.exceptions.IncompleteReadError,
+)
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,8 @@ class RetryPolicy:
     """Retry budget. ``micforge serve`` takes it from the config (``s3_*`` settings, whose
     defaults these are); tests shrink it so fault tests stay fast. An endpoint that
     accepts connections and never answers costs a call about ``max_attempts`` x
-    ``read_timeout_s`` before it is 503."""
+    ``read_timeout_s`` before it is 503 (min(``max_attempts``, ``breaker_failures``) x
+    ``read_timeout_s`` with the breaker on)."""
 
     max_attempts: int = Config.s3_max_attempts  # per call, first attempt included
     backoff_base_ms: int = 50
@@ -177,8 +185,12 @@ class S3Store:
     def _response_received(self, exception: Exception | None = None, **_: Any) -> None:
         if exception is None:
             self.breaker.answered()  # any HTTP status: the endpoint is there
+        elif isinstance(exception, BreakerOpen):
+            return  # refused before sending: says nothing of the endpoint
         elif isinstance(exception, _TRANSPORT_ERRORS):
-            self.breaker.no_answer()
+            self.breaker.no_answer(dropped=isinstance(exception, _DROPPED_ERRORS))
+        else:
+            self.breaker.probe_ended()  # a local error: no verdict on the endpoint
 
     def __repr__(self) -> str:
         # Includes the endpoint: CachedStore namespaces its disk cache by this string.
@@ -432,6 +444,12 @@ class S3Store:
                     raise PreconditionFailed(f"{key}: {error}") from exc
                 if _is_conditional_conflict(exc):
                     continue  # AWS: a concurrent conditional write; retry, nothing was written
+                if isinstance(error, BreakerOpen):
+                    # Not sent, so not ambiguous; and no retry gets through before the
+                    # cooldown ends. An earlier lost attempt still needs resolving.
+                    if not ambiguous:
+                        raise error from exc
+                    break
                 if isinstance(error, StorageUnavailable):
                     ambiguous = True
                     continue
