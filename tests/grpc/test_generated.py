@@ -28,3 +28,27 @@ def test_generated_modules_import_by_package_path() -> None:
     assert content_pb2_grpc.ContentServiceStub and sessions_pb2_grpc.SessionServiceStub
     # No top-level "micforge.v1" module was needed (it would shadow our package).
     assert "micforge.v1" not in sys.modules
+
+
+def test_version_stamps_are_the_runtime_floors_that_pyproject_requires() -> None:
+    """A newer grpcio-tools patch release stamps its own version; generation sets the
+    stamps to the floors, which must be what pyproject.toml requires."""
+    import tomllib
+
+    gen = _gen_proto_module()
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert f"grpcio>={gen.GRPC_FLOOR}" in dependencies
+    assert f"protobuf>={gen.PROTOBUF_FLOOR}" in dependencies
+    newer = (
+        "# Protobuf Python Version: 7.99.3\n"
+        "_runtime_version.ValidateProtobufRuntimeVersion(\n"
+        "    _runtime_version.Domain.PUBLIC,\n    7,\n    99,\n    3,\n    '',\n"
+        "GRPC_GENERATED_VERSION = '1.99.0'\n"
+    )
+    major, minor, patch = gen.PROTOBUF_FLOOR.split(".")
+    assert gen._stamped(newer) == (
+        f"# Protobuf Python Version: {gen.PROTOBUF_FLOOR}\n"
+        "_runtime_version.ValidateProtobufRuntimeVersion(\n"
+        f"    _runtime_version.Domain.PUBLIC,\n    {major},\n    {minor},\n    {patch},\n    '',\n"
+        f"GRPC_GENERATED_VERSION = '{gen.GRPC_FLOOR}'\n"
+    )

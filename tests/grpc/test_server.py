@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from urllib.parse import quote
 
 import grpc
 import pytest
@@ -16,8 +17,10 @@ from micforge.api.grpc.gen.micforge.v1 import content_pb2, content_pb2_grpc
 from micforge.api.grpc.interceptors import (
     CONFLICT_DETAILS_MAX_CHARS,
     CONFLICT_PATHS_MAX_BYTES,
+    DETAILS_MAX_BYTES,
     STATUS_BY_CODE,
     _abort_for,
+    _capped,
     details_for,
     status_for,
     trailing_metadata_for,
@@ -115,6 +118,44 @@ def test_a_long_conflict_list_is_cut_to_fit_client_metadata_limits() -> None:
     huge = errors.Conflict(paths=["z" * 10_000])
     assert dict(trailing_metadata_for(huge))["mic-conflict-paths"] == "[]"
     assert dict(trailing_metadata_for(huge))["mic-conflict-count"] == "1"
+
+
+def _as_grpc_message(details: str) -> str:
+    """``details`` percent-encoded as gRPC sends it in ``grpc-message`` (PROTOCOL-HTTP2:
+    bytes %x20-%x7E pass, except "%"; every other byte is %XX)."""
+    return quote(details, safe="".join(chr(c) for c in range(0x20, 0x7F) if c != 0x25))
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        "é" * 5000,  # 2 UTF-8 bytes, each sent as 3
+        "漢" * 3000 + "x",
+        "%" * 5000,
+        "a" * 1000 + "é" * 1000,
+        "line\n" * 1000,
+        "𝄞" * 2000,  # 4-byte characters: the cut never splits one
+    ],
+)
+def test_a_long_status_message_is_cut_by_its_encoded_size(details: str) -> None:
+    capped = _capped(details)
+    sent = len(_as_grpc_message(capped))
+    assert sent <= DETAILS_MAX_BYTES
+    assert sent > DETAILS_MAX_BYTES - 16  # cut at the budget, not far below it
+    assert capped.endswith(" ...") and details.startswith(capped[: -len(" ...")])
+    short = "é" * 100
+    assert _capped(short) == short
+
+
+def test_a_conflict_on_long_non_ascii_paths_stays_under_client_metadata_limits() -> None:
+    # grpcio refuses some calls past 8 KiB of metadata and all past 16 KiB.
+    paths = sorted(f"文書/{n:04d}-" + "é" * 300 for n in range(40))
+    conflict = errors.Conflict(paths=paths)
+    trailers = trailing_metadata_for(conflict)
+    message = _as_grpc_message(_capped(details_for(conflict)))
+    total = sum(len(key) + len(value) for key, value in trailers) + len(message)
+    assert total <= 6.5 * 1024, total
+    assert dict(trailers)["mic-conflict-count"] == "40"
 
 
 def test_health_watchers_do_not_hold_worker_threads(env: GrpcEnv) -> None:

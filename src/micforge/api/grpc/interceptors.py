@@ -60,8 +60,11 @@ CONFLICT_COUNT_KEY = "mic-conflict-count"  # how many there are (the list may be
 CONFLICT_PATHS_MAX_BYTES = 4096
 CONFLICT_DETAILS_MAX_CHARS = 1024
 # The status message travels as metadata too (grpc-message, percent-encoded: a
-# non-ASCII byte takes 3): any message is cut to this many UTF-8 bytes.
+# non-ASCII byte, a control byte or "%" takes 3): any message is cut to this many
+# bytes once encoded. With the conflict trailer, a status stays under ~6.2 KiB.
 DETAILS_MAX_BYTES = 2048
+# Bytes grpc-message carries as they are (gRPC's PROTOCOL-HTTP2: %x20-%x7E but "%").
+_UNESCAPED = bytes(b for b in range(0x20, 0x7F) if b != 0x25)
 RETRY_AFTER_KEY = "retry-after"  # seconds, as HTTP's Retry-After
 
 # grpc's own health and reflection services: no token (like /healthz), and no
@@ -115,13 +118,27 @@ def details_for(error: MicError) -> str:
     return error.client_message
 
 
-def _capped(details: str) -> str:
-    """``details`` cut to ``DETAILS_MAX_BYTES`` of UTF-8 (a 4,096-byte path echoed in
-    an error, say), so that clients' metadata limits let the status through."""
+def grpc_message_size(details: str) -> int:
+    """How many bytes ``details`` takes as ``grpc-message`` (UTF-8, percent-encoded)."""
     encoded = details.encode("utf-8", "surrogatepass")
-    if len(encoded) <= DETAILS_MAX_BYTES:
+    return len(encoded) + 2 * len(encoded.translate(None, _UNESCAPED))
+
+
+def _capped(details: str) -> str:
+    """``details`` cut to ``DETAILS_MAX_BYTES`` as sent in ``grpc-message`` (a
+    4,096-byte non-ASCII path echoed in an error would take 12 KiB), so that
+    clients' metadata limits let the status through."""
+    if grpc_message_size(details) <= DETAILS_MAX_BYTES:
         return details
-    return encoded[: DETAILS_MAX_BYTES - 4].decode("utf-8", "ignore") + " ..."
+    encoded = details.encode("utf-8", "surrogatepass")
+    budget = DETAILS_MAX_BYTES - len(" ...")
+    size = cut = 0
+    for index, byte in enumerate(encoded):
+        size += 1 if byte in _UNESCAPED else 3
+        if size > budget:
+            break
+        cut = index + 1
+    return encoded[:cut].decode("utf-8", "ignore") + " ..."
 
 
 def _json(value: object) -> str:
