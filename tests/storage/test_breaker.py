@@ -4,6 +4,7 @@ one call at a time after the cooldown, close on any answer (storage/breaker.py).
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -261,3 +262,55 @@ def test_a_conditional_write_refused_by_the_open_breaker_is_not_retried_or_ambig
         assert proxy.count() == 0  # nothing went out, so nothing to resolve by HEAD
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_a_refusal_after_an_attempt_went_out_is_not_breaker_open(
+    moto_endpoint: str,
+    s3_credentials: dict[str, str],
+    make_s3_store: Callable[..., Any],
+    conditional: bool,
+) -> None:
+    """The first attempt is written but its response lost, and that failure opens the
+    breaker: the retry's refusal must not claim that nothing was sent."""
+    proxy = FaultProxy(moto_endpoint)
+    bucket = create_bucket(s3_credentials)
+    store = make_s3_store(
+        bucket,
+        endpoint_url=proxy.endpoint,
+        retry=RetryPolicy(max_attempts=3, breaker_failures=2, breaker_cooldown_s=30),
+    )
+    try:
+        store.breaker.no_answer()  # one timeout already: the next failure opens it
+        proxy.inject(["drop_after"])  # written upstream, answer lost
+        with pytest.raises(StorageUnavailable) as raised:
+            store.put("k", b"v", if_none_match=conditional)
+        assert not isinstance(raised.value, BreakerOpen), raised.value
+        assert "unknown" in str(raised.value)
+        assert store.breaker.is_open
+        assert make_s3_store(bucket).get("k")[0] == b"v"  # it did happen
+    finally:
+        proxy.close()
+
+
+def test_which_transport_failures_count_as_dropped_connections() -> None:
+    import botocore.exceptions as bex
+    import urllib3.exceptions
+
+    from micforge.storage.s3 import _is_dropped
+
+    url = "https://bucket.s3.example.com/k"
+    eof = urllib3.exceptions.SSLError(ssl.SSLEOFError(8, "EOF occurred in violation of protocol"))
+    closed = urllib3.exceptions.SSLError(
+        ssl.SSLZeroReturnError(6, "TLS/SSL connection has been closed")
+    )
+    bad_cert = urllib3.exceptions.SSLError(
+        ssl.SSLCertVerificationError(1, "certificate verify failed: unable to get local issuer")
+    )
+    assert _is_dropped(bex.ConnectionClosedError(endpoint_url=url))
+    assert _is_dropped(bex.SSLError(endpoint_url=url, error=eof))
+    assert _is_dropped(bex.SSLError(endpoint_url=url, error=closed))
+    assert not _is_dropped(bex.SSLError(endpoint_url=url, error=bad_cert))
+    assert not _is_dropped(bex.ReadTimeoutError(endpoint_url=url))
+    assert not _is_dropped(bex.ConnectTimeoutError(endpoint_url=url))
+    assert not _is_dropped(bex.EndpointConnectionError(endpoint_url=url))

@@ -95,6 +95,7 @@ class _Channel(HTTPChannel):
 
 
 _BLOB_UPLOAD = re.compile(r"/api/mic/projects/[^/]+/blobs/?")
+_TRANSFER_ENCODING = re.compile(rb"^transfer-encoding:([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 
 
 def _channel_class(limits: Limits) -> type[HTTPChannel]:
@@ -110,7 +111,9 @@ def _channel_class(limits: Limits) -> type[HTTPChannel]:
             except TransferEncodingNotImplemented:
                 # Waitress answers 501 (RFC 9112's SHOULD); a coding other than chunked
                 # is the client's mistake, and API.md's errors are 4xx for those.
-                coding = self.headers.get("TRANSFER_ENCODING", "")
+                # (Waitress has already taken the header out of self.headers.)
+                named = _TRANSFER_ENCODING.search(header_plus)
+                coding = named.group(1).decode("latin-1").strip() if named else ""
                 raise ParsingError(
                     f"Transfer-Encoding {coding[:64]!r} is not supported: send the body "
                     "with Content-Length or Transfer-Encoding: chunked"

@@ -14,7 +14,7 @@ failure opens it for another cooldown.
 Failures are of two kinds. No connection (refused, connect timeout) and no
 answer within the read timeout open the breaker as soon as there are
 ``failures`` of them in a row. A connection closed under a request (a reset,
-a body cut short) is weaker evidence: a healthy endpoint or a load balancer
+a close before the whole response) is weaker evidence: a healthy endpoint or a load balancer
 may drop many pooled connections at once, and each of their requests' retry
 then succeeds. Those failures open the breaker only when the run of failures
 has lasted ``drop_span_s`` (an endpoint that drops every connection for that
@@ -35,6 +35,8 @@ class BreakerOpen(StorageUnavailable):
 
     Unlike a lost response, this is not ambiguous (a conditional write refused
     here did not happen), and retrying it before the cooldown ends is futile.
+    S3Store raises it only for a call's first attempt: a retry refused after an
+    earlier attempt went out unanswered is a plain StorageUnavailable.
     """
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import random
+import ssl
 import tempfile
 import time
 import uuid
@@ -74,13 +75,29 @@ _TRANSPORT_ERRORS = (
     botocore.exceptions.IncompleteReadError,
     botocore.exceptions.ConnectionError,
 )
-# A connection closed under a request (see storage/breaker.py): weaker evidence of an
-# endpoint down than no connection or no answer at all.
-_DROPPED_ERRORS = (
-    botocore.exceptions.ConnectionClosedError,
-    botocore.exceptions.ResponseStreamingError,
-    botocore.exceptions.IncompleteReadError,
-)
+
+
+def _is_dropped(exc: Exception) -> bool:
+    """A connection closed under a request (see storage/breaker.py): weaker evidence of
+    an endpoint down than no connection or no answer at all. Over HTTP that is
+    ConnectionClosedError (a reset, or a close before the whole response; a
+    streamed body cut short is raised after the response event, so the breaker
+    never sees it). Over TLS a close on a kept-alive connection surfaces as an
+    SSLError around SSLEOFError or SSLZeroReturnError (boto3#3359); handshake and
+    certificate errors stay strong evidence."""
+    if isinstance(exc, botocore.exceptions.ConnectionClosedError):
+        return True
+    if isinstance(exc, botocore.exceptions.SSLError):
+        cause: BaseException | None = exc.kwargs.get("error")
+        seen = 0
+        while cause is not None and seen < 8:  # urllib3 wraps the ssl module's error
+            if isinstance(cause, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+                return True
+            nested = [arg for arg in getattr(cause, "args", ()) if isinstance(arg, BaseException)]
+            cause = nested[0] if nested else cause.__cause__ or cause.__context__
+            seen += 1
+        return "EOF" in str(exc)
+    return False
 
 
 @dataclass(frozen=True)
@@ -180,15 +197,25 @@ class S3Store:
     def _before_send(self, request: Any = None, **_: Any) -> None:
         # Raised inside botocore's send, which hands it back as the attempt's error;
         # botocore does not retry it, and _translate passes a StoreError through.
-        self.breaker.before_call(f"s3://{self.bucket}")
+        try:
+            self.breaker.before_call(f"s3://{self.bucket}")
+        except BreakerOpen as refused:
+            context = getattr(request, "context", None) or {}
+            if context.get("retries", {}).get("attempt", 1) > 1:
+                # An earlier attempt of this call went out and got no answer: it may
+                # have happened, so this is not BreakerOpen's "nothing was sent".
+                raise StorageUnavailable(
+                    f"{refused}; an earlier attempt of this call went out: outcome unknown"
+                ) from None
+            raise
 
     def _response_received(self, exception: Exception | None = None, **_: Any) -> None:
         if exception is None:
             self.breaker.answered()  # any HTTP status: the endpoint is there
-        elif isinstance(exception, BreakerOpen):
-            return  # refused before sending: says nothing of the endpoint
+        elif isinstance(exception, StoreError):
+            return  # refused by _before_send: says nothing of the endpoint
         elif isinstance(exception, _TRANSPORT_ERRORS):
-            self.breaker.no_answer(dropped=isinstance(exception, _DROPPED_ERRORS))
+            self.breaker.no_answer(dropped=_is_dropped(exception))
         else:
             self.breaker.probe_ended()  # a local error: no verdict on the endpoint
 
@@ -470,6 +497,11 @@ class S3Store:
             error = self._translate(exc, key)
             if isinstance(error, KeyNotFound):
                 return None
+            if isinstance(error, BreakerOpen):
+                # The HEAD was not sent, but the write it was to resolve was.
+                raise StorageUnavailable(
+                    f"{key}: outcome of a conditional write unknown after a lost response ({error})"
+                ) from exc
             raise error from exc
         # S3 lowercases metadata names, but an S3-compatible server or proxy may
         # capitalize the header (X-Amz-Meta-Mf-Write-Id) and botocore keeps its case.
