@@ -27,6 +27,7 @@ import filecmp
 import re
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,23 +41,58 @@ _ABSOLUTE_IMPORT = re.compile(r"^from micforge\.v1 import ", re.MULTILINE)
 # The runtime floors of pyproject.toml (tests/grpc/test_generated.py checks they agree).
 GRPC_FLOOR = "1.85.1"
 PROTOBUF_FLOOR = "7.35.1"
-_GRPC_STAMP = re.compile(r"^GRPC_GENERATED_VERSION = '[^']*'$", re.MULTILINE)
-_PROTOBUF_HEADER = re.compile(r"^# Protobuf Python Version: .*$", re.MULTILINE)
+_GRPC_STAMP = re.compile(r"^GRPC_GENERATED_VERSION = '(\d+)\.(\d+)\.\d+[^']*'$", re.MULTILINE)
+_PROTOBUF_HEADER = re.compile(r"^# Protobuf Python Version: (\d+)\.(\d+)\.\S*$", re.MULTILINE)
 _PROTOBUF_CHECK = re.compile(
     r"(ValidateProtobufRuntimeVersion\(\s*_runtime_version\.Domain\.PUBLIC,\s*)"
-    r"\d+,\s*\d+,\s*\d+,"
+    r"(\d+),\s*(\d+),\s*\d+,\s*'[^']*',"
 )
 
 
-def _stamped(text: str) -> str:
-    """Generated text with its version stamps set to the runtime floors."""
+def _stamped(name: str, text: str) -> str:
+    """Generated text with its version stamps set to the runtime floors.
+
+    Only a patch release may be stamped down: code from tools of another minor
+    version might rely on a runtime newer than the floor, so that is an error
+    (raise the floors in pyproject.toml and here, together). So is a stamp that
+    is not where it is expected (protoc's format changed: look at it again).
+    """
+
+    def floor_of(found: re.Match[str], floor: str, what: str) -> None:
+        if ".".join(found.groups()[-2:]) != ".".join(floor.split(".")[:2]):
+            raise SystemExit(
+                f"{name}: generated for {what} {'.'.join(found.groups()[-2:])}.x, but the "
+                f"floor is {floor}: raise it in pyproject.toml and scripts/gen_proto.py"
+            )
+
+    def one(pattern: re.Pattern[str], replace: Callable[[re.Match[str]], str]) -> None:
+        nonlocal text
+        text, count = pattern.subn(replace, text)
+        if count != 1:
+            raise SystemExit(f"{name}: {count} matches of {pattern.pattern!r}, expected 1")
+
     major, minor, patch = PROTOBUF_FLOOR.split(".")
-    text = _GRPC_STAMP.sub(f"GRPC_GENERATED_VERSION = '{GRPC_FLOOR}'", text)
-    text = _PROTOBUF_HEADER.sub(f"# Protobuf Python Version: {PROTOBUF_FLOOR}", text)
     indent = "\n    "
-    return _PROTOBUF_CHECK.sub(
-        lambda m: f"{m.group(1)}{major},{indent}{minor},{indent}{patch},", text
-    )
+    if name.endswith("_pb2_grpc.py"):
+
+        def grpc_stamp(m: re.Match[str]) -> str:
+            floor_of(m, GRPC_FLOOR, "grpcio")
+            return f"GRPC_GENERATED_VERSION = '{GRPC_FLOOR}'"
+
+        one(_GRPC_STAMP, grpc_stamp)
+    elif name.endswith("_pb2.py"):
+
+        def header(m: re.Match[str]) -> str:
+            floor_of(m, PROTOBUF_FLOOR, "protobuf")
+            return f"# Protobuf Python Version: {PROTOBUF_FLOOR}"
+
+        def check(m: re.Match[str]) -> str:
+            floor_of(m, PROTOBUF_FLOOR, "protobuf")
+            return f"{m.group(1)}{major},{indent}{minor},{indent}{patch},{indent}'',"
+
+        one(_PROTOBUF_HEADER, header)
+        one(_PROTOBUF_CHECK, check)
+    return text
 
 
 def proto_files() -> list[Path]:
@@ -91,7 +127,7 @@ def generate(out_dir: Path) -> list[Path]:
         init.write_text(_INIT_TEXT)
         written.append(init)
     for module in sorted((out_dir / "micforge" / "v1").glob("*_pb2*.py*")):
-        text = _stamped(module.read_text())
+        text = _stamped(module.name, module.read_text())
         module.write_text(_ABSOLUTE_IMPORT.sub(f"from {GEN_PACKAGE}.micforge.v1 import ", text))
         written.append(module)
     return written

@@ -6,6 +6,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -39,16 +41,28 @@ def test_version_stamps_are_the_runtime_floors_that_pyproject_requires() -> None
     dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert f"grpcio>={gen.GRPC_FLOOR}" in dependencies
     assert f"protobuf>={gen.PROTOBUF_FLOOR}" in dependencies
-    newer = (
-        "# Protobuf Python Version: 7.99.3\n"
-        "_runtime_version.ValidateProtobufRuntimeVersion(\n"
-        "    _runtime_version.Domain.PUBLIC,\n    7,\n    99,\n    3,\n    '',\n"
-        "GRPC_GENERATED_VERSION = '1.99.0'\n"
-    )
     major, minor, patch = gen.PROTOBUF_FLOOR.split(".")
-    assert gen._stamped(newer) == (
+    grpc_major, grpc_minor, _ = gen.GRPC_FLOOR.split(".")
+    # A later patch release of the tools: stamped down to the floors.
+    pb2 = (
+        f"# Protobuf Python Version: {major}.{minor}.9\n"
+        "_runtime_version.ValidateProtobufRuntimeVersion(\n"
+        f"    _runtime_version.Domain.PUBLIC,\n    {major},\n    {minor},\n    9,\n    '-rc1',\n"
+    )
+    assert gen._stamped("x_pb2.py", pb2) == (
         f"# Protobuf Python Version: {gen.PROTOBUF_FLOOR}\n"
         "_runtime_version.ValidateProtobufRuntimeVersion(\n"
         f"    _runtime_version.Domain.PUBLIC,\n    {major},\n    {minor},\n    {patch},\n    '',\n"
-        f"GRPC_GENERATED_VERSION = '{gen.GRPC_FLOOR}'\n"
     )
+    grpc_code = f"GRPC_GENERATED_VERSION = '{grpc_major}.{grpc_minor}.9'\n"
+    assert (
+        gen._stamped("x_pb2_grpc.py", grpc_code) == f"GRPC_GENERATED_VERSION = '{gen.GRPC_FLOOR}'\n"
+    )
+    # Another minor version, or a stamp not where protoc used to write it: refused.
+    newer_minor = f"GRPC_GENERATED_VERSION = '{grpc_major}.{int(grpc_minor) + 1}.0'\n"
+    with pytest.raises(SystemExit, match="raise it in pyproject.toml"):
+        gen._stamped("x_pb2_grpc.py", newer_minor)
+    with pytest.raises(SystemExit, match="expected 1"):
+        gen._stamped("x_pb2_grpc.py", 'GRPC_GENERATED_VERSION = "1.85.1"\n')
+    with pytest.raises(SystemExit, match="expected 1"):
+        gen._stamped("x_pb2.py", pb2.replace("ValidateProtobufRuntimeVersion", "Validate"))
