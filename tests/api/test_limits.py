@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import socket
-
 import pytest
 
 from tests.api.helpers import assert_error, create_project, send_head, start_session
@@ -162,32 +159,3 @@ def test_413_is_decided_from_content_length_before_the_body_is_read(small_server
     )
     assert ok.startswith(b"HTTP/1.1 100 Continue"), ok[:200]
 
-
-@pytest.mark.parametrize("coding", ["gzip", "Z", "gzip, chunked"])
-def test_a_transfer_coding_other_than_chunked_is_a_400_in_the_error_shape(small_server, coding):
-    """Waitress alone answers 501 to a Transfer-Encoding it cannot decode; API.md's
-    errors for a client's mistake are 4xx, with the JSON body and a request id."""
-    from urllib.parse import urlsplit
-
-    user = small_server.create_user()
-    project = create_project(small_server.client(user.token))
-    parts = urlsplit(small_server.url)
-    head = (
-        f"POST /api/mic/projects/{project}/blobs HTTP/1.1\r\n"
-        f"Host: {parts.hostname}:{parts.port}\r\n"
-        f"Authorization: Bearer {user.token}\r\n"
-        f"Transfer-Encoding: {coding}\r\n\r\n"
-    ).encode()
-    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
-        sock.sendall(head + b"5\r\nhello\r\n0\r\n\r\n")
-        answer = b""
-        while chunk := sock.recv(65536):  # the server closes after an error
-            answer += chunk
-    head_bytes, _, body = answer.partition(b"\r\n\r\n")
-    assert head_bytes.startswith(b"HTTP/1.1 400"), answer[:300]
-    assert b"content-type: application/json" in head_bytes.lower()
-    assert b"x-request-id: " in head_bytes.lower()
-    error = json.loads(body)["error"]
-    assert error["code"] == "invalid_request"
-    assert f"Transfer-Encoding {coding!r} is not supported" in error["message"]
-    assert "chunked" in error["message"]

@@ -94,7 +94,8 @@ class _Channel(HTTPChannel):
     error_task_class = _JsonErrorTask
 
 
-_BLOB_UPLOAD = re.compile(r"/api/mic/projects/[^/]+/blobs/?")
+# Werkzeug's router ignores extra leading slashes; a trailing one is not this route.
+_BLOB_UPLOAD = re.compile(r"/+api/mic/projects/[^/]+/blobs")
 _TRANSFER_ENCODING = re.compile(rb"^transfer-encoding:([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -102,7 +103,16 @@ def _channel_class(limits: Limits) -> type[HTTPChannel]:
     """A channel whose parser decides 413 from Content-Length, per endpoint, as soon as
     the headers are in: the body over the limit is never read, and no ``100 Continue`` is
     sent for it. (Waitress alone only knows one server-wide cap, so without this a JSON
-    endpoint would take a body up to the blob limit before the app could refuse it.)"""
+    endpoint would take a body up to the blob limit before the app could refuse it.)
+
+    The parser also mends waitress's framing where RFC 9112 asks for more:
+    a transfer coding other than chunked is 400 (waitress: 501); Transfer-Encoding
+    on an HTTP/1.0 request is 400 (waitress ignored it and read the body as the
+    next request); a request with both Transfer-Encoding and Content-Length, or
+    with ``close`` among several Connection options, closes the connection after
+    its response; and ``Expect: 100-continue`` on a request without a body is not
+    answered with a ``100 Continue`` (waitress then never sent the final answer).
+    """
 
     class _LimitedParser(HTTPRequestParser):
         def parse_header(self, header_plus: bytes) -> None:
@@ -118,6 +128,18 @@ def _channel_class(limits: Limits) -> type[HTTPChannel]:
                     f"Transfer-Encoding {coding[:64]!r} is not supported: send the body "
                     "with Content-Length or Transfer-Encoding: chunked"
                 ) from None
+            if self.version == "1.0" and _TRANSFER_ENCODING.search(header_plus):
+                # RFC 9112, 6.1: faulty framing; the connection closes after the 400.
+                raise ParsingError("Transfer-Encoding is not allowed in an HTTP/1.0 request")
+            options = {
+                o.strip(" \t").lower() for o in self.headers.get("CONNECTION", "").split(",")
+            }
+            if "close" in options or (self.chunked and "CONTENT_LENGTH" in self.headers):
+                # RFC 9112, 9.6 and 6.1. Waitress only closes for exactly "close".
+                self.headers["CONNECTION"] = "close"
+                self.connection_close = True
+            if self.expect_continue and not self.chunked and self.content_length == 0:
+                self.expect_continue = False  # no body to wait for
             upload = self.command == "POST" and _BLOB_UPLOAD.fullmatch(self.path or "")
             limit = limits.blob_max_bytes if upload else limits.json_body_max_bytes
             if self.content_length > limit:

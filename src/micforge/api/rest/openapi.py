@@ -446,7 +446,12 @@ def _operation(op: Operation, *, head: bool = False) -> dict[str, Any]:
     if op.public:
         doc["security"] = []
     if op.body == "bytes":
-        doc["requestBody"] = {"required": True, **_content("bytes")}
+        # No body at all is a body of 0 bytes: it uploads the empty blob.
+        doc["requestBody"] = {
+            "required": False,
+            "description": "the blob's bytes; an empty or absent body is the empty blob",
+            **_content("bytes"),
+        }
     elif op.body:
         doc["requestBody"] = {"required": True, **_content(_ref(op.body))}
     return doc

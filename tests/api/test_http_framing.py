@@ -1,0 +1,163 @@
+"""HTTP/1.1 framing at the edge, where waitress alone falls short of RFC 9112: what
+a request's headers say about its body and its connection (api/serve.py's parser).
+Raw sockets, since client libraries never send most of these requests."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.api.helpers import create_project
+
+JSON_MAX = 2048
+BLOB_MAX = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from tests.fixtures.server import start_server
+
+    running = start_server(
+        tmp_path_factory.mktemp("framing") / "data",
+        {"MICFORGE_BLOB_MAX_BYTES": str(BLOB_MAX), "MICFORGE_JSON_BODY_MAX_BYTES": str(JSON_MAX)},
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def owner(server):
+    user = server.create_user()
+    return user.token, create_project(server.client(user.token))
+
+
+def _exchange(url: str, raw: bytes, wait_s: float = 5) -> tuple[bytes, bool]:
+    """Send ``raw`` on a new connection; return what came back within ``wait_s``, and
+    whether the server closed the connection."""
+    parts = urlsplit(url)
+    received = b""
+    with socket.create_connection((parts.hostname, parts.port), timeout=wait_s) as sock:
+        sock.sendall(raw)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                return received, False
+            except ConnectionResetError:
+                return received, True
+            if not chunk:
+                return received, True
+            received += chunk
+    return received, False
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}"
+
+
+def _statuses(answer: bytes) -> list[int]:
+    return [int(line.split()[1]) for line in answer.split(b"\r\n") if line.startswith(b"HTTP/1.")]
+
+
+@pytest.mark.parametrize("coding", ["gzip", "Z", "gzip, chunked"])
+def test_a_transfer_coding_other_than_chunked_is_a_400_in_the_error_shape(server, owner, coding):
+    """Waitress alone answers 501 to a Transfer-Encoding it cannot decode; API.md's
+    errors for a client's mistake are 4xx, with the JSON body and a request id."""
+    token, project = owner
+    head = (
+        f"POST /api/mic/projects/{project}/blobs HTTP/1.1\r\nHost: {_host(server.url)}\r\n"
+        f"Authorization: Bearer {token}\r\nTransfer-Encoding: {coding}\r\n\r\n"
+    ).encode()
+    answer, closed = _exchange(server.url, head + b"5\r\nhello\r\n0\r\n\r\n")
+    head_bytes, _, body = answer.partition(b"\r\n\r\n")
+    assert head_bytes.startswith(b"HTTP/1.1 400"), answer[:300]
+    assert closed
+    assert b"content-type: application/json" in head_bytes.lower()
+    assert b"x-request-id: " in head_bytes.lower()
+    error = json.loads(body)["error"]
+    assert error["code"] == "invalid_request"
+    assert f"Transfer-Encoding {coding!r} is not supported" in error["message"]
+
+
+def test_expect_100_continue_without_a_body_gets_its_final_answer(server, owner):
+    """Waitress sent ``100 Continue`` to a request with nothing to send, then never
+    answered it (the connection hung until its idle timeout)."""
+    token, project = owner
+    health = (
+        f"GET /healthz HTTP/1.1\r\nHost: {_host(server.url)}\r\nExpect: 100-continue\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    answer, _ = _exchange(server.url, health.encode(), wait_s=5)
+    assert _statuses(answer) == [200], answer[:300]
+    empty_blob = (
+        f"POST /api/mic/projects/{project}/blobs HTTP/1.1\r\nHost: {_host(server.url)}\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Length: 0\r\nExpect: 100-continue\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    answer, _ = _exchange(server.url, empty_blob.encode(), wait_s=5)
+    assert _statuses(answer) in ([200], [201]), answer[:300]
+    assert b'"size":0' in answer.replace(b" ", b"")
+
+
+def test_transfer_encoding_on_http_1_0_is_400_and_its_body_never_runs_as_a_request(server, owner):
+    """HTTP/1.0 has no transfer codings: waitress ignored the header, stored an empty
+    blob, and read the body as the next request on the connection (smuggling)."""
+    token, project = owner
+    smuggled = f"GET /api/mic/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+    raw = (
+        f"POST /api/mic/projects/{project}/blobs HTTP/1.0\r\nHost: {_host(server.url)}\r\n"
+        f"Authorization: Bearer {token}\r\nConnection: keep-alive\r\n"
+        f"Transfer-Encoding: chunked\r\nContent-Length: {len(smuggled)}\r\n\r\n"
+    ) + smuggled
+    answer, closed = _exchange(server.url, raw.encode())
+    assert _statuses(answer) == [400], answer[:500]
+    assert closed
+    assert b"Transfer-Encoding is not allowed in an HTTP/1.0 request" in answer
+
+
+@pytest.mark.parametrize(
+    "connection", ["close, TE", "TE, Close", "keep-alive, close"], ids=["first", "last", "mixed"]
+)
+def test_close_among_several_connection_options_closes(server, connection):
+    raw = f"GET /healthz HTTP/1.1\r\nHost: {_host(server.url)}\r\nConnection: {connection}\r\n\r\n"
+    answer, closed = _exchange(server.url, raw.encode())
+    assert _statuses(answer) == [200], answer[:300]
+    assert b"connection: close" in answer.lower()
+    assert closed
+
+
+def test_both_transfer_encoding_and_content_length_closes_after_the_answer(server, owner):
+    """RFC 9112, 6.1: chunked wins, and the connection must close afterwards (what
+    follows on it cannot be trusted to be a request)."""
+    token, project = owner
+    raw = (
+        f"POST /api/mic/projects/{project}/blobs HTTP/1.1\r\nHost: {_host(server.url)}\r\n"
+        f"Authorization: Bearer {token}\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
+        "5\r\nhello\r\n0\r\n\r\n"
+        f"GET /healthz HTTP/1.1\r\nHost: {_host(server.url)}\r\n\r\n"
+    )
+    answer, closed = _exchange(server.url, raw.encode())
+    assert _statuses(answer) in ([200], [201]), answer[:500]  # the upload; not /healthz
+    assert b'"size":5' in answer.replace(b" ", b"")
+    assert closed
+
+
+def test_extra_leading_slashes_still_get_the_blob_limit_not_the_json_limit(server, owner):
+    """The router ignores extra leading slashes, so the early 413 must too: an upload
+    over the JSON limit but under the blob limit is taken."""
+    token, project = owner
+    body = b"b" * (JSON_MAX * 4)
+    raw = (
+        f"POST //api/mic/projects/{project}/blobs HTTP/1.1\r\nHost: {_host(server.url)}\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+    answer, _ = _exchange(server.url, raw)
+    assert _statuses(answer) in ([200], [201]), answer[:300]
+    assert f'"size":{len(body)}'.encode() in answer.replace(b" ", b"")
