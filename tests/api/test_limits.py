@@ -158,4 +158,3 @@ def test_413_is_decided_from_content_length_before_the_body_is_read(small_server
         True,
     )
     assert ok.startswith(b"HTTP/1.1 100 Continue"), ok[:200]
-

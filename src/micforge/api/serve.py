@@ -58,6 +58,9 @@ class _JsonErrorTask(ErrorTask):
         self.status = f"{error.code} {error.reason}"
         self.response_headers.append(("Content-Type", "application/json"))
         self.response_headers.append(("X-Request-Id", request_id_for(offered)))
+        # Closing: without this, a 1.0 keep-alive request's answer would also say
+        # "Connection: Keep-Alive" next to "Connection: close".
+        self.request.headers["CONNECTION"] = "close"
         self.set_close_on_finish()
         self.content_length = len(body)
         self.write(body)
@@ -128,16 +131,22 @@ def _channel_class(limits: Limits) -> type[HTTPChannel]:
                     f"Transfer-Encoding {coding[:64]!r} is not supported: send the body "
                     "with Content-Length or Transfer-Encoding: chunked"
                 ) from None
-            if self.version == "1.0" and _TRANSFER_ENCODING.search(header_plus):
-                # RFC 9112, 6.1: faulty framing; the connection closes after the 400.
-                raise ParsingError("Transfer-Encoding is not allowed in an HTTP/1.0 request")
+            if self.version != "1.1" and _TRANSFER_ENCODING.search(header_plus):
+                # Waitress decodes transfer codings only for exactly 1.1 and reads any
+                # other version (1.0, 1.2, 2.0, none) as 1.0; a proxy in front may frame
+                # the body as chunked: a request smuggled behind. RFC 9112, 6.1: faulty
+                # framing; the connection closes after the 400.
+                raise ParsingError(
+                    f"Transfer-Encoding is only accepted in an HTTP/1.1 request, "
+                    f"not HTTP/{self.version or '?'}"
+                )
             options = {
                 o.strip(" \t").lower() for o in self.headers.get("CONNECTION", "").split(",")
             }
             if "close" in options or (self.chunked and "CONTENT_LENGTH" in self.headers):
-                # RFC 9112, 9.6 and 6.1. Waitress only closes for exactly "close".
+                # RFC 9112, 9.6 and 6.1. Waitress's task only closes for exactly
+                # "close" in this header (and _KeepAliveTask reads it too).
                 self.headers["CONNECTION"] = "close"
-                self.connection_close = True
             if self.expect_continue and not self.chunked and self.content_length == 0:
                 self.expect_continue = False  # no body to wait for
             upload = self.command == "POST" and _BLOB_UPLOAD.fullmatch(self.path or "")
