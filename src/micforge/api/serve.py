@@ -110,8 +110,8 @@ def _channel_class(limits: Limits) -> type[HTTPChannel]:
 
     The parser also mends waitress's framing where RFC 9112 asks for more:
     a transfer coding other than chunked is 400 (waitress: 501); Transfer-Encoding
-    on an HTTP/1.0 request is 400 (waitress ignored it and read the body as the
-    next request); a request with both Transfer-Encoding and Content-Length, or
+    on a request of any version but 1.1 is 400 (waitress ignored it and read the
+    body as the next request); a request with both Transfer-Encoding and Content-Length, or
     with ``close`` among several Connection options, closes the connection after
     its response; and ``Expect: 100-continue`` on a request without a body is not
     answered with a ``100 Continue`` (waitress then never sent the final answer).
