@@ -207,90 +207,98 @@ def test_the_store_recovers_through_a_probe_once_the_endpoint_is_back(
         proxy.close()
 
 
+def _behind(
+    proxy: FaultProxy,
+    s3_credentials: dict[str, str],
+    make_s3_store: Callable[..., Any],
+    **retry: Any,
+) -> tuple[S3Store, str]:
+    """A store on a new bucket that reaches moto through ``proxy``, and the bucket."""
+    bucket = create_bucket(s3_credentials)
+    store = make_s3_store(bucket, endpoint_url=proxy.endpoint, retry=RetryPolicy(**retry))
+    return store, bucket
+
+
 def test_a_burst_of_reset_connections_on_a_healthy_endpoint_does_not_open_it(
-    moto_endpoint: str, s3_credentials: dict[str, str], make_s3_store: Callable[..., Any]
+    proxy: FaultProxy, s3_credentials: dict[str, str], make_s3_store: Callable[..., Any]
 ) -> None:
     """A load balancer closing many pooled connections at once: every request's
     retry succeeds, so no call may fail fast."""
-    proxy = FaultProxy(moto_endpoint)
-    bucket = create_bucket(s3_credentials)
-    make_s3_store(bucket).put("k", b"v")
-    store = make_s3_store(
-        bucket,
-        endpoint_url=proxy.endpoint,
-        retry=RetryPolicy(max_attempts=5, breaker_failures=3, breaker_cooldown_s=30),
+    store, bucket = _behind(
+        proxy,
+        s3_credentials,
+        make_s3_store,
+        max_attempts=5,
+        breaker_failures=3,
+        breaker_cooldown_s=30,
     )
+    make_s3_store(bucket).put("k", b"v")
     callers = 8
-    try:
-        proxy.inject(["drop"] * callers)  # every caller's first attempt is dropped
-        barrier = threading.Barrier(callers)
+    proxy.inject(["drop"] * callers)  # every caller's first attempt is dropped
+    barrier = threading.Barrier(callers)
+    errors: list[BaseException] = []
 
-        def read() -> None:
-            barrier.wait()
+    def read() -> None:
+        barrier.wait()
+        try:
             assert store.get("k")[0] == b"v"
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
 
-        errors: list[BaseException | None] = []
-        threads = [
-            threading.Thread(target=lambda: errors.append(_in_thread(read))) for _ in range(callers)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == [None] * callers
-        assert proxy.count("drop") == callers
-        assert not store.breaker.is_open
-    finally:
-        proxy.close()
+    threads = [threading.Thread(target=read) for _ in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert proxy.count("drop") == callers
+    assert not store.breaker.is_open
 
 
 def test_a_conditional_write_refused_by_the_open_breaker_is_not_retried_or_ambiguous(
-    moto_endpoint: str, s3_credentials: dict[str, str], make_s3_store: Callable[..., Any]
+    proxy: FaultProxy, s3_credentials: dict[str, str], make_s3_store: Callable[..., Any]
 ) -> None:
-    proxy = FaultProxy(moto_endpoint)
-    store = make_s3_store(
-        create_bucket(s3_credentials),
-        endpoint_url=proxy.endpoint,
-        retry=RetryPolicy(max_attempts=5, breaker_failures=1, breaker_cooldown_s=30),
+    store, _ = _behind(
+        proxy,
+        s3_credentials,
+        make_s3_store,
+        max_attempts=5,
+        breaker_failures=1,
+        breaker_cooldown_s=30,
     )
-    try:
-        store.breaker.no_answer()  # open, as after a timeout
-        started = time.monotonic()
-        with pytest.raises(BreakerOpen):
-            store.put("log", b"record", if_none_match=True)
-        assert time.monotonic() - started < 0.5  # no backoff between refused attempts
-        assert proxy.count() == 0  # nothing went out, so nothing to resolve by HEAD
-    finally:
-        proxy.close()
+    store.breaker.no_answer()  # open, as after a timeout
+    started = time.monotonic()
+    with pytest.raises(BreakerOpen):
+        store.put("log", b"record", if_none_match=True)
+    assert time.monotonic() - started < 0.5  # no backoff between refused attempts
+    assert proxy.count() == 0  # nothing went out, so nothing to resolve by HEAD
 
 
 @pytest.mark.parametrize("conditional", [False, True])
 def test_a_refusal_after_an_attempt_went_out_is_not_breaker_open(
-    moto_endpoint: str,
+    proxy: FaultProxy,
     s3_credentials: dict[str, str],
     make_s3_store: Callable[..., Any],
     conditional: bool,
 ) -> None:
     """The first attempt is written but its response lost, and that failure opens the
     breaker: the retry's refusal must not claim that nothing was sent."""
-    proxy = FaultProxy(moto_endpoint)
-    bucket = create_bucket(s3_credentials)
-    store = make_s3_store(
-        bucket,
-        endpoint_url=proxy.endpoint,
-        retry=RetryPolicy(max_attempts=3, breaker_failures=2, breaker_cooldown_s=30),
+    store, bucket = _behind(
+        proxy,
+        s3_credentials,
+        make_s3_store,
+        max_attempts=3,
+        breaker_failures=2,
+        breaker_cooldown_s=30,
     )
-    try:
-        store.breaker.no_answer()  # one timeout already: the next failure opens it
-        proxy.inject(["drop_after"])  # written upstream, answer lost
-        with pytest.raises(StorageUnavailable) as raised:
-            store.put("k", b"v", if_none_match=conditional)
-        assert not isinstance(raised.value, BreakerOpen), raised.value
-        assert "unknown" in str(raised.value)
-        assert store.breaker.is_open
-        assert make_s3_store(bucket).get("k")[0] == b"v"  # it did happen
-    finally:
-        proxy.close()
+    store.breaker.no_answer()  # one timeout already: the next failure opens it
+    proxy.inject(["drop_after"])  # written upstream, answer lost
+    with pytest.raises(StorageUnavailable) as raised:
+        store.put("k", b"v", if_none_match=conditional)
+    assert not isinstance(raised.value, BreakerOpen), raised.value
+    assert "unknown" in str(raised.value)
+    assert store.breaker.is_open
+    assert make_s3_store(bucket).get("k")[0] == b"v"  # it did happen
 
 
 def test_which_transport_failures_count_as_dropped_connections() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -29,13 +29,6 @@ from tests.storage.fault_proxy import FaultProxy
 ATTEMPTS = 4
 KEY = keys.head("p")
 LOG = keys.log("p", 1)
-
-
-@pytest.fixture
-def proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
-    fault_proxy = FaultProxy(moto_endpoint)
-    yield fault_proxy
-    fault_proxy.close()
 
 
 @pytest.fixture
