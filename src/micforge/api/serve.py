@@ -131,11 +131,11 @@ def _channel_class(limits: Limits) -> type[HTTPChannel]:
                     f"Transfer-Encoding {coding[:64]!r} is not supported: send the body "
                     "with Content-Length or Transfer-Encoding: chunked"
                 ) from None
-            if self.version != "1.1" and _TRANSFER_ENCODING.search(header_plus):
-                # Waitress decodes transfer codings only for exactly 1.1 and reads any
-                # other version (1.0, 1.2, 2.0, none) as 1.0; a proxy in front may frame
-                # the body as chunked: a request smuggled behind. RFC 9112, 6.1: faulty
-                # framing; the connection closes after the 400.
+            if self.version != "1.1" and "TRANSFER_ENCODING" in self.headers:
+                # Waitress decodes (and removes) transfer codings only for exactly 1.1
+                # and reads any other version (1.0, 1.2, 2.0, none) as 1.0; a proxy in
+                # front may frame the body as chunked: a request smuggled behind. RFC
+                # 9112, 6.1: faulty framing; the connection closes after the 400.
                 raise ParsingError(
                     f"Transfer-Encoding is only accepted in an HTTP/1.1 request, "
                     f"not HTTP/{self.version or '?'}"
