@@ -118,6 +118,31 @@ def test_conflict_reports_real_paths_then_rebase_lands(micforge_server):
     assert {s["id"] for s in listed["sessions"]} == {first, second}
 
 
+def test_a_file_that_would_also_be_a_directory_is_a_409_conflict(micforge_server):
+    api = micforge_server.client(micforge_server.create_user().token)
+    project = create_project(api)
+    blob = upload(api, project, b"content")
+    first = start_session(api, project, "a file named src")["id"]
+    record(api, project, first, write_op("src", blob))
+    assert land(api, project, first).status_code == 200
+    second = start_session(api, project, "files under src/")["id"]
+    record(api, project, second, write_op("src/main.py", blob))
+
+    conflict = assert_error(land(api, project, second), 409, "conflict")
+    assert conflict["paths"] == ["src", "src/main.py"]
+    state = api.get(f"/api/mic/projects/{project}/sessions/{second}").json()
+    assert state["state"] == "conflicted"
+    tree = api.get(f"/api/mic/projects/{project}/tree").json()
+    assert [e["path"] for e in tree["entries"]] == ["src"]
+
+    # Rebased, the session deletes the file and lands: src is a directory now.
+    assert api.post(f"/api/mic/projects/{project}/sessions/{second}/rebase").status_code == 200
+    record(api, project, second, {"op": "delete", "path": "src"})
+    assert land(api, project, second).json()["position"] == 2
+    tree = api.get(f"/api/mic/projects/{project}/tree").json()
+    assert [e["path"] for e in tree["entries"]] == ["src/main.py"]
+
+
 def test_sessions_list_paginates_with_opaque_cursor(micforge_server):
     api = micforge_server.client(micforge_server.create_user().token)
     project = create_project(api)

@@ -282,3 +282,189 @@ def test_a_session_abandoned_while_it_is_marked_conflicted_is_reported_abandoned
         w.land(s)
     assert w.store.hook is None  # the interleaving really happened
     assert w.services.sessions.get(w.owner, w.project, s)["state"] == "abandoned"
+
+
+# -- a path is a file or a directory, never both ---------------------------------------------
+
+
+def _delete(w: World, sid: str, path: str) -> None:
+    w.services.sessions.record_operations(w.owner, w.project, sid, [{"op": "delete", "path": path}])
+
+
+def _tree_paths(w: World) -> list[str]:
+    tree = w.services.content.tree(w.owner, w.project)
+    return [entry["path"] for entry in tree["entries"]]
+
+
+def test_a_file_added_below_a_file_is_a_conflict_until_the_file_goes(world: World) -> None:
+    w = world
+    first = w.session()
+    w.write(first, "src", b"a file named src")
+    w.land(first)
+    sid = w.session()
+    w.write(sid, "src/main.py", b"print()")
+    w.write(sid, "src/lib/util.py", b"pass")
+    w.write(sid, "README", b"unrelated")
+    with pytest.raises(Conflict) as caught:
+        w.land(sid)
+    assert caught.value.paths == ["src", "src/lib/util.py", "src/main.py"]
+    assert "a file would also be a directory" in str(caught.value)
+    session = w.services.sessions.get(w.owner, w.project, sid)
+    assert session["state"] == "conflicted"
+    assert session["conflict_paths"] == ["src", "src/lib/util.py", "src/main.py"]
+    assert w.services.history.tip(w.project) == 1  # nothing landed, no tree node left behind
+    # Rebased but unchanged, it conflicts again; once it deletes the file, it lands.
+    w.services.sessions.rebase(w.owner, w.project, sid)
+    with pytest.raises(Conflict):
+        w.land(sid)
+    w.services.sessions.rebase(w.owner, w.project, sid)
+    _delete(w, sid, "src")
+    assert w.land(sid)["position"] == 2
+    assert _tree_paths(w) == ["README", "src/lib/util.py", "src/main.py"]
+
+
+def test_a_file_added_over_a_directory_is_a_conflict_until_it_is_emptied(world: World) -> None:
+    w = world
+    first = w.session()
+    w.write(first, "docs/a.md", b"a")
+    w.write(first, "docs/b.md", b"b")
+    w.land(first)
+    sid = w.session()
+    w.write(sid, "docs", b"a file named docs")
+    with pytest.raises(Conflict) as caught:
+        w.land(sid)
+    assert caught.value.paths == ["docs", "docs/a.md"]  # the first entry below it
+    w.services.sessions.rebase(w.owner, w.project, sid)
+    _delete(w, sid, "docs/a.md")
+    with pytest.raises(Conflict) as caught:
+        w.land(sid)
+    assert caught.value.paths == ["docs", "docs/b.md"]
+    w.services.sessions.rebase(w.owner, w.project, sid)
+    _delete(w, sid, "docs/b.md")
+    assert w.land(sid)["position"] == 2
+    assert _tree_paths(w) == ["docs"]
+
+
+def test_one_session_cannot_add_a_file_and_a_file_below_it(world: World) -> None:
+    w = world
+    sid = w.session()
+    w.write(sid, "a", b"file")
+    w.write(sid, "a/b/c", b"file below it")
+    with pytest.raises(Conflict) as caught:
+        w.land(sid)
+    assert caught.value.paths == ["a", "a/b/c"]
+    assert w.services.history.tip(w.project) == 0
+
+
+def test_symlinks_are_files_here_too(world: World) -> None:
+    w = world
+    first = w.session()
+    target = w.blob(b"elsewhere")
+    w.services.sessions.record_operations(
+        w.owner,
+        w.project,
+        first,
+        [{"op": "write", "path": "link", "blob_hash": target, "mode": "symlink"}],
+    )
+    w.land(first)
+    sid = w.session()
+    w.write(sid, "link/inside", b"x")
+    with pytest.raises(Conflict) as caught:
+        w.land(sid)
+    assert caught.value.paths == ["link", "link/inside"]
+
+
+def test_two_sessions_from_one_base_that_would_collide(world: World) -> None:
+    """Their paths differ, so the bloom check passes them; the tree check does not."""
+    w = world
+    a, b = w.session(), w.session()
+    w.write(a, "lib", b"a file")
+    w.write(b, "lib/mod.py", b"a file below it")
+    w.land(a)
+    with pytest.raises(Conflict) as caught:
+        w.land(b)
+    assert caught.value.paths == ["lib", "lib/mod.py"]
+    # And the other way round: the directory lands first.
+    c, d = w.session(), w.session()
+    w.write(c, "pkg/x.py", b"x")
+    w.write(d, "pkg", b"a file")
+    w.land(c)
+    with pytest.raises(Conflict) as caught:
+        w.land(d)
+    assert caught.value.paths == ["pkg", "pkg/x.py"]
+
+
+def test_turning_a_file_into_a_directory_in_one_session_lands(world: World) -> None:
+    w = world
+    first = w.session()
+    w.write(first, "notes", b"one file")
+    w.land(first)
+    sid = w.session()
+    _delete(w, sid, "notes")
+    w.write(sid, "notes/2026.md", b"a directory now")
+    assert w.land(sid)["position"] == 2
+    assert _tree_paths(w) == ["notes/2026.md"]
+    # ... and back: delete what is below, write the file.
+    back = w.session()
+    _delete(w, back, "notes/2026.md")
+    w.write(back, "notes", b"a file again")
+    assert w.land(back)["position"] == 3
+    assert _tree_paths(w) == ["notes"]
+
+
+def test_byte_prefixes_that_are_not_directories_do_not_collide(world: World) -> None:
+    w = world
+    first = w.session()
+    w.write(first, "src", b"file")
+    w.write(first, "lib.d/x", b"x")
+    w.land(first)
+    sid = w.session()
+    for path in ("src.bak", "src-old/a", "srcs/b", "src0", "lib", "lib.d2/y", "li/b"):
+        w.write(sid, path, path.encode())
+    assert w.land(sid)["position"] == 2
+    # Rewriting a file that already is one is no collision either.
+    again = w.session()
+    w.write(again, "src", b"file, changed")
+    assert w.land(again)["position"] == 3
+
+
+def test_a_collision_conflict_is_not_marked_on_operations_changed_meanwhile(make_world) -> None:
+    """The collision depends on the operations, not only on their paths: a delete
+    recorded between the landing's read of the session and the conflicted mark (same
+    path set) must make the lander look again, and then land."""
+    from .wrappers import HookStore
+
+    w = make_world(wrap=HookStore)
+    first = w.session()
+    w.write(first, "x", b"file")
+    w.write(first, "y", b"file")
+    w.land(first)
+    sid = w.session()
+    w.write(sid, "x/inner", b"below x")
+    w.write(sid, "x", b"x rewritten: still a file")
+
+    def delete_x() -> None:  # same paths, now no collision
+        _delete(w, sid, "x")
+
+    w.store.suffix = keys.session(w.project, sid)
+    w.store.hook = delete_x
+    result = w.land(sid)
+    assert w.store.hook is None  # the interleaving really happened
+    assert result["position"] == 2
+    assert _tree_paths(w) == ["x/inner", "y"]
+
+
+def test_a_file_added_over_a_nested_directory_is_a_conflict(world: World) -> None:
+    """The same check one level down, where the added file's own directory exists:
+    the entries below the file are found in the tree, not in the session."""
+    w = world
+    first = w.session()
+    w.write(first, "pkg/docs/guide/a.md", b"a")
+    w.write(first, "pkg/setup.py", b"s")
+    w.land(first)
+    sid = w.session()
+    w.write(sid, "pkg/docs", b"a file named pkg/docs")
+    w.write(sid, "pkg/new/file.txt", b"in a new directory: fine")
+    with pytest.raises(Conflict) as caught:
+        w.land(sid)
+    assert caught.value.paths == ["pkg/docs", "pkg/docs/guide/a.md"]

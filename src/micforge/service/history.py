@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -227,11 +228,15 @@ class History:
             return [self.record(project, p) for p in positions]
         return list(self._pool.map(lambda p: self.record(project, p), positions))
 
-    def tree(self, project: str) -> Tree:
+    def tree(self, project: str, pending: Mapping[bytes, bytes] | None = None) -> Tree:
         """A tree reader over this project's nodes (through the cache). A node that should
-        exist but does not is lost data, never "absent": it raises Corrupt."""
+        exist but does not is lost data, never "absent": it raises Corrupt. ``pending``
+        (node hash -> bytes) are nodes not written yet, read before the store: a lander
+        looks at the tree it is about to commit."""
 
         def load(node_hash: bytes) -> bytes:
+            if pending is not None and (data := pending.get(node_hash)) is not None:
+                return data
             try:
                 return self._store.get(keys.tree_node(project, node_hash.hex()))[0]
             except KeyNotFound:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -31,11 +31,12 @@ from micforge.core import (
     STATE_OPEN,
     Bloom,
     LandingRecord,
+    Operation,
     SessionRecord,
     encode_landing,
     operation_paths,
 )
-from micforge.core.tree import TreeEdit
+from micforge.core.tree import PATH_BYTES_MAX, Tree, TreeEdit
 from micforge.errors import Conflict, Forbidden, InvalidState, Unavailable
 from micforge.service.common import STATE_NAMES, Authorizer, backoff_sleep
 from micforge.service.history import ROLLUP_SIZES, TOP_LEVEL, History
@@ -112,6 +113,49 @@ class ConflictChecker:
         if len(items) <= 1:
             return [fn(item) for item in items]
         return list(self._pool.map(fn, items))
+
+
+def file_directory_collisions(tree: Tree, parent_root: bytes, root: bytes) -> list[str]:
+    """Where ``root``, the tree a landing would make of ``parent_root``, holds a path
+    as a file and as a directory at once: a file added with a file among its
+    ancestors (``a`` and ``a/b``), or added where entries lie below it. No checkout
+    can hold both, so such a landing is refused as a conflict. Both sides of each
+    collision are returned, sorted by bytes; empty if there is none.
+
+    Only added paths are examined: a path that was a file in ``parent_root``
+    already had no entries below it nor a file above it (else it could not be
+    checked out either), and rewriting or deleting a file makes no new collision.
+    A collision already in ``parent_root`` (made before landings checked for them)
+    does not stop later landings that leave it alone.
+
+    Cost, all through the node cache: one diff; one lookup per distinct ancestor
+    directory of the added paths; one listing per distinct parent directory that
+    already held entries; and one listing per added path in such a directory (or
+    at the top level), for entries left below it. Files added in new directories
+    cost no listing of their own: nothing was below them before, and what this
+    landing adds below them is in ``added``."""
+    added = [change.path for change in tree.diff(parent_root, root) if change.change == "added"]
+    found: set[str] = set()
+    is_file: dict[str, bool] = {}  # ancestor directory -> is it a file in the new tree?
+    was_directory: dict[str, bool] = {"": True}  # directory -> held entries before?
+    for path in added:
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            ancestor = "/".join(parts[:depth])
+            if ancestor not in is_file:
+                is_file[ancestor] = tree.lookup(root, ancestor) is not None
+            if is_file[ancestor]:
+                found.update((ancestor, path))
+        directory = "/".join(parts[:-1])
+        if directory not in was_directory:
+            was_directory[directory] = bool(tree.list(parent_root, prefix=directory + "/", limit=1))
+        below = path + "/"
+        # A path of the greatest length can have nothing below it.
+        if was_directory[directory] and len(below.encode("utf-8")) < PATH_BYTES_MAX:
+            under = tree.list(root, prefix=below, limit=1)
+            if under:
+                found.update((path, under[0].path))
+    return sorted(found, key=lambda p: p.encode("utf-8"))
 
 
 def _may_contain_any(bloom_bytes: bytes, paths: list[str]) -> bool:
@@ -207,14 +251,30 @@ class LandingService:
             checked = (*key, tip)
 
             position = tip + 1
+            parent_tree = self._history.tree_at(project, tip)  # a cached record mostly
+            tree_hash, nodes = self._build_tree(project, parent_tree, rec)
+            with self._history.tree(project, pending=dict(nodes)) as tree:
+                collisions = file_directory_collisions(tree, parent_tree, tree_hash)
+            if collisions:
+                marked = self._mark_conflicted(
+                    project,
+                    sid,
+                    key,
+                    collisions,
+                    tip,
+                    reason="a file would also be a directory",
+                    operations=rec.operations,
+                )
+                if marked is None:
+                    continue  # the session changed (e.g. rebased) since it was read
+                return marked
             # Note the attempt before the commit point. The If-Match also proves that the
-            # operations we build from are still the session's current ones. It does not
+            # operations we built from are still the session's current ones. It does not
             # depend on the tree, so it is written while the tree nodes are.
             noted = dataclasses.replace(rec, attempt_position=position, updated_at=self._hlc.now())
             note = self._pool.submit(self._sessions.write, project, noted, etag)
             try:
-                parent_tree = self._history.tree_at(project, tip)  # a cached record mostly
-                tree_hash = self._write_tree(project, parent_tree, rec)
+                self._put_nodes(project, nodes)
             finally:
                 try:
                     noted_etag = note.result()
@@ -259,17 +319,19 @@ class LandingService:
 
     # -- steps ----------------------------------------------------------------------------
 
-    def _write_tree(self, project: str, parent_tree: bytes, rec: SessionRecord) -> bytes:
-        tree = self._history.tree(project)
+    def _build_tree(
+        self, project: str, parent_tree: bytes, rec: SessionRecord
+    ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        """The root of ``parent_tree`` with the session's operations applied, and the
+        new nodes (not written yet)."""
         edits = [
             TreeEdit(path=op.path, blob_hash=op.blob_hash, mode=op.mode, size=op.size)
             if op.op == OP_WRITE
             else TreeEdit(path=op.path, blob_hash=None)
             for op in rec.operations
         ]
-        root, nodes = tree.apply(parent_tree, edits)
-        self._put_nodes(project, nodes)
-        return root
+        with self._history.tree(project) as tree:
+            return tree.apply(parent_tree, edits)
 
     def _put_nodes(self, project: str, nodes: Iterable[tuple[bytes, bytes]]) -> None:
         def put(node: tuple[bytes, bytes]) -> None:
@@ -293,8 +355,12 @@ class LandingService:
         checked: tuple[int, frozenset[str]],
         paths: list[str],
         tip: int,
+        reason: str = "",
+        operations: Sequence[Operation] | None = None,
     ) -> dict | None:
-        """Mark the session conflicted with ``paths`` and raise Conflict; or return its
+        """Mark the session conflicted with ``paths`` and raise Conflict (its message
+        ``reason``, if given); with ``operations``, only if the session still has exactly
+        those (a conflict that depends on more than the paths); or return its
         result if it landed meanwhile; raise InvalidState if it was abandoned meanwhile;
         or return None if its base or paths changed since the check (a concurrent rebase
         or new operations): the caller must check again."""
@@ -305,7 +371,9 @@ class LandingService:
             moved = False  # decided per version: update() may call this more than once
             if rec.state != STATE_OPEN:
                 return None
-            if (rec.base_position, frozenset(operation_paths(rec.operations))) != checked:
+            if (rec.base_position, frozenset(operation_paths(rec.operations))) != checked or (
+                operations is not None and list(rec.operations) != list(operations)
+            ):
                 moved = True
                 return None
             # Any earlier attempt position is <= tip and was checked: it lost, forget it.
@@ -328,7 +396,12 @@ class LandingService:
             # session is the same outcome as ours, and reported as such).
             raise InvalidState(f"session is {STATE_NAMES[rec.state]}; only open sessions land")
         self._metrics.conflicts.inc()
-        raise Conflict(f"{len(paths)} path(s) changed since the session's base", paths=paths)
+        raise Conflict(
+            f"{len(paths)} path(s) conflict: {reason}"
+            if reason
+            else f"{len(paths)} path(s) changed since the session's base",
+            paths=paths,
+        )
 
     def _finish(
         self,
