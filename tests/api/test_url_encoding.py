@@ -25,12 +25,13 @@ def owner(micforge_server):
 
 @pytest.fixture(scope="module")
 def project(micforge_server, owner):
-    """A project whose tree holds a file literally named U+FFFD, and one under it."""
+    """A project whose tree holds a file literally named U+FFFD, and one in a directory
+    whose name starts with it (a path cannot be both a file and a directory)."""
     api = micforge_server.client(owner.token)
     project = create_project(api)
     sid = start_session(api, project)["id"]
     blob = upload(api, project, b"replacement character")
-    record(api, project, sid, write_op(REPLACEMENT, blob), write_op(f"{REPLACEMENT}/x", blob))
+    record(api, project, sid, write_op(REPLACEMENT, blob), write_op(f"{REPLACEMENT}.d/x", blob))
     assert land(api, project, sid).status_code == 200
     return project
 
@@ -85,10 +86,12 @@ def test_query_value_that_is_not_utf8_is_400(micforge_server, owner, project, pr
 
 def test_utf8_query_values_still_work(micforge_server, owner, project):
     status, _, body = get(
-        micforge_server, f"/api/mic/projects/{project}/tree?prefix={REPLACEMENT_URL}/", owner.token
+        micforge_server,
+        f"/api/mic/projects/{project}/tree?prefix={REPLACEMENT_URL}.d/",
+        owner.token,
     )
     assert status == 200, body
-    assert f'"path":"{REPLACEMENT}/x"'.encode() in body
+    assert f'"path":"{REPLACEMENT}.d/x"'.encode() in body
 
 
 def test_non_utf8_url_is_400_before_asking_for_a_token(micforge_server, project):

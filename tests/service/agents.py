@@ -38,7 +38,10 @@ def run_agent(spec: dict, agent: int, sessions: int, seed: int) -> dict[str, obj
             sid = services.sessions.start(user, project, f"agent {agent} change {i}")["id"]
             paths = [f"agent{agent}/file{i}"]
             if rng.random() < 0.4:
-                paths.append(f"hot/{rng.randrange(4)}")
+                # Now and then below a hot path rather than on it: a file and a
+                # directory at once, which the landing must refuse.
+                deep = "/deep" if rng.random() < 0.2 else ""
+                paths.append(f"hot/{rng.randrange(4)}{deep}")
             ops = []
             for path in paths:
                 view, _ = services.blobs.put(user, project, f"{agent}:{i}:{path}".encode())

@@ -38,8 +38,14 @@ def check_invariants(
             later = set()
             for r in records[session["base_position"] :]:
                 later.update(r.paths)
-            assert set(value) and set(value) <= later, (
-                f"conflict paths {value} do not intersect landings after base"
+            mine = {op["path"] for op in session["operations"]}
+            # A file/directory collision: one of the session's paths, and a file
+            # above it or an entry below it.
+            collision = any(
+                b.startswith(a + "/") and (a in mine or b in mine) for a in value for b in value
+            )
+            assert set(value) and (set(value) <= later or collision), (
+                f"conflict paths {value} neither intersect landings after base nor collide"
             )
 
     for sid, position in position_of.items():
@@ -71,3 +77,7 @@ def check_invariants(
         if cursor is None:
             break
     assert listed == replay, "the tree at the tip differs from a replay of the log"
+    for path in listed:
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            assert "/".join(parts[:depth]) not in listed, f"{path} lies below a file"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from micforge.core.tree import EMPTY_TREE_HASH
 from micforge.errors import Conflict, Forbidden, InvalidState, NotFound
+from micforge.service import build_services
 from micforge.storage import keys
 
-from .conftest import World, another_process
+from .conftest import World, another_process, make_config
 
 
 def test_land_advances_tip_and_tree(any_world: World) -> None:
@@ -305,14 +308,16 @@ def test_a_file_added_below_a_file_is_a_conflict_until_the_file_goes(world: Worl
     w.write(sid, "src/main.py", b"print()")
     w.write(sid, "src/lib/util.py", b"pass")
     w.write(sid, "README", b"unrelated")
+    nodes_before = w.store.list(f"projects/{w.project}/trees/")
     with pytest.raises(Conflict) as caught:
         w.land(sid)
+    assert w.store.list(f"projects/{w.project}/trees/") == nodes_before  # found before writing
     assert caught.value.paths == ["src", "src/lib/util.py", "src/main.py"]
     assert "a file would also be a directory" in str(caught.value)
     session = w.services.sessions.get(w.owner, w.project, sid)
     assert session["state"] == "conflicted"
     assert session["conflict_paths"] == ["src", "src/lib/util.py", "src/main.py"]
-    assert w.services.history.tip(w.project) == 1  # nothing landed, no tree node left behind
+    assert w.services.history.tip(w.project) == 1  # nothing landed
     # Rebased but unchanged, it conflicts again; once it deletes the file, it lands.
     w.services.sessions.rebase(w.owner, w.project, sid)
     with pytest.raises(Conflict):
@@ -468,3 +473,52 @@ def test_a_file_added_over_a_nested_directory_is_a_conflict(world: World) -> Non
     with pytest.raises(Conflict) as caught:
         w.land(sid)
     assert caught.value.paths == ["pkg/docs", "pkg/docs/guide/a.md"]
+
+
+def test_a_collision_seen_at_an_old_tip_is_not_marked_once_another_lander_moved_on(
+    make_world,
+) -> None:
+    """Unlike a path conflict, a collision can vanish as the tip moves (a landing
+    deletes the file). Lander B sees one at tip 1; before its conflicted mark, the
+    file is deleted at 2 and agent A lands the session at 3, then dies before its
+    landed mark. B must find that landing, not report a conflict."""
+    from .wrappers import CountingStore, HookStore, InjectedCrash
+
+    class DiesBeforeTheLandedMark(CountingStore):
+        def __init__(self, inner, session_key: str) -> None:
+            super().__init__(inner)
+            self.session_key = session_key
+            self.logged = False
+
+        def put(self, key, data, *, if_match=None, if_none_match=False):
+            if key == self.session_key and self.logged:
+                raise InjectedCrash("A died after its commit, before the landed mark")
+            etag = super().put(key, data, if_match=if_match, if_none_match=if_none_match)
+            self.logged = self.logged or key.startswith(keys.log_prefix(w.project))
+            return etag
+
+    w = make_world(wrap=HookStore)
+    first = w.session()
+    w.write(first, "src", b"a file")
+    w.land(first)
+    sid = w.session()
+    w.write(sid, "src/a.txt", b"below it")
+    remover = w.session()
+    _delete(w, remover, "src")
+
+    def others_act() -> None:
+        assert w.land(remover)["position"] == 2
+        config = make_config(Path(w.services.config.data_dir) / "agent-a")
+        dying = DiesBeforeTheLandedMark(w.store, keys.session(w.project, sid))
+        with build_services(config, store=dying, auth_db=w.auth) as agent_a:
+            with pytest.raises(InjectedCrash):
+                agent_a.landing.land(w.owner, w.project, sid)
+        assert dying.logged
+
+    w.store.suffix = keys.session(w.project, sid)
+    w.store.hook = others_act
+    result = w.land(sid)  # lander B
+    assert w.store.hook is None  # the interleaving really happened
+    assert result["position"] == 3
+    assert result["session"]["state"] == "landed"
+    assert _tree_paths(w) == ["src/a.txt"]

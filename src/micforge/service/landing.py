@@ -129,11 +129,12 @@ def file_directory_collisions(tree: Tree, parent_root: bytes, root: bytes) -> li
     does not stop later landings that leave it alone.
 
     Cost, all through the node cache: one diff; one lookup per distinct ancestor
-    directory of the added paths; one listing per distinct parent directory that
-    already held entries; and one listing per added path in such a directory (or
-    at the top level), for entries left below it. Files added in new directories
-    cost no listing of their own: nothing was below them before, and what this
-    landing adds below them is in ``added``."""
+    directory of the added paths; one listing of the old tree per distinct
+    directory holding added paths (did it hold entries before?); and one listing
+    of the new tree per added path in a directory that did (or at the top level),
+    for entries left below it. Files added in new directories need no listing of
+    their own: nothing was below them before, and what this landing adds below
+    them is caught by the ancestor lookups."""
     added = [change.path for change in tree.diff(parent_root, root) if change.change == "added"]
     found: set[str] = set()
     is_file: dict[str, bool] = {}  # ancestor directory -> is it a file in the new tree?
@@ -359,8 +360,9 @@ class LandingService:
         operations: Sequence[Operation] | None = None,
     ) -> dict | None:
         """Mark the session conflicted with ``paths`` and raise Conflict (its message
-        ``reason``, if given); with ``operations``, only if the session still has exactly
-        those (a conflict that depends on more than the paths); or return its
+        ``reason``, if given); with ``operations`` (a file/directory collision, which
+        depends on more than the paths and may vanish as the tip moves), only if the
+        session still has exactly those and no attempt past ``tip``; or return its
         result if it landed meanwhile; raise InvalidState if it was abandoned meanwhile;
         or return None if its base or paths changed since the check (a concurrent rebase
         or new operations): the caller must check again."""
@@ -371,9 +373,16 @@ class LandingService:
             moved = False  # decided per version: update() may call this more than once
             if rec.state != STATE_OPEN:
                 return None
-            if (rec.base_position, frozenset(operation_paths(rec.operations))) != checked or (
-                operations is not None and list(rec.operations) != list(operations)
+            if (rec.base_position, frozenset(operation_paths(rec.operations))) != checked:
+                moved = True
+                return None
+            if operations is not None and (
+                list(rec.operations) != list(operations) or rec.attempt_position > tip
             ):
+                # A collision holds at this tip only (a later landing may delete
+                # either side), so it is marked only if the operations are unchanged
+                # and no lander has since noted an attempt from a later tip (which
+                # may have landed the session): else look again from a fresh tip.
                 moved = True
                 return None
             # Any earlier attempt position is <= tip and was checked: it lost, forget it.
