@@ -587,6 +587,20 @@ fn treeList(
     try treeBytesOut(&entries, out);
 }
 
+pub export fn mic_tree_ceilings(handle: ?*TreeHandle, root: ?*const [32]u8, keys: ?[*]const u8, keys_len: u64, ceilings_out: ?*Bytes, count_out: ?*u64) i32 {
+    return treeToC(treeCeilings(handle, root, keys, keys_len, ceilings_out, count_out));
+}
+fn treeCeilings(handle: ?*TreeHandle, root: ?*const [32]u8, keys: ?[*]const u8, keys_len: u64, ceilings_out: ?*Bytes, count_out: ?*u64) TreeCallError!void {
+    const h = handle orelse return error.InvalidHandle;
+    const r = root orelse return error.InvalidArgument;
+    const out = ceilings_out orelse return error.InvalidArgument;
+    const count = count_out orelse return error.InvalidArgument;
+    var ceilings: std.ArrayList(u8) = .empty;
+    defer ceilings.deinit(allocator);
+    count.* = try h.tree.ceilings(r.*, try treeInput(keys, keys_len), &ceilings);
+    try treeBytesOut(&ceilings, out);
+}
+
 pub export fn mic_tree_diff(handle: ?*TreeHandle, old_root: ?*const [32]u8, new_root: ?*const [32]u8, changes_out: ?*Bytes, nodes_read_out: ?*u64) i32 {
     return treeToC(treeDiff(handle, old_root, new_root, changes_out, nodes_read_out));
 }
@@ -724,6 +738,21 @@ test "tree C ABI: build, apply, lookup, list, diff, stats and error statuses" {
     try std.testing.expectEqual(@as(u8, tree.change_deleted), nodes.ptr.?[0]);
     try std.testing.expectEqual(@as(u64, 1 + 2 + 6 + 82), nodes.len);
     _ = mic_bytes_free(&nodes);
+
+    // Ceilings: of a stored key, of a key between two, of a key above all.
+    const probes = "\x05\x00k0004\x06\x00k00041\x01\x00\xff";
+    try std.testing.expectEqual(@as(i32, 0), mic_tree_ceilings(handle, &new_root, probes, probes.len, &nodes, &listed));
+    try std.testing.expectEqual(@as(u64, 3), listed);
+    const ceilings = nodes.ptr.?[0..@intCast(nodes.len)];
+    try std.testing.expectEqual(@as(u8, 1), ceilings[0]);
+    try std.testing.expectEqualStrings("k00040", ceilings[3..9]); // "k0004" is no key: its ceiling is
+    try std.testing.expectEqual(@as(u8, 1), ceilings[1 + 2 + 6 + 41]);
+    try std.testing.expectEqualStrings("k00041", ceilings[1 + 2 + 6 + 41 + 3 ..][0..6]);
+    try std.testing.expectEqual(@as(u8, 0), ceilings[ceilings.len - 1]);
+    try std.testing.expectEqual(2 * (1 + 2 + 6 + 41) + 1, ceilings.len);
+    _ = mic_bytes_free(&nodes);
+    try std.testing.expectEqual(@as(i32, 1), mic_tree_ceilings(handle, &new_root, "\x00\x00", 2, &nodes, &listed));
+    try std.testing.expectEqual(@as(i32, 1), mic_tree_ceilings(handle, &new_root, probes, probes.len, null, &listed));
 
     // Statuses: missing node, bad handle, bad input, loader failure.
     const missing: [32]u8 = @splat(7);
@@ -869,6 +898,8 @@ test "fuzz: tree C ABI over mutated stored trees and 100,000 node encodings" {
         if (mic_tree_list(handle, &fuzz_root, "d2", 2, null, 0, false, 1000, &nodes, &listed) == 0) _ = mic_bytes_free(&nodes);
         var reads: u64 = 0;
         if (mic_tree_diff(handle, &root, &fuzz_root, &nodes, &reads) == 0) _ = mic_bytes_free(&nodes);
+        const probes = "\x02\x00d1\x09\x00d0/f00007\x01\x00\xff";
+        if (mic_tree_ceilings(handle, &fuzz_root, probes, probes.len, &nodes, &listed) == 0) _ = mic_bytes_free(&nodes);
         var edits: [2 * (3 + 9) + 41]u8 = @splat(5);
         @memcpy(edits[0..12], "\x01\x09\x00d0/f00003");
         edits[12 + 32] = 0; // mode

@@ -4,11 +4,14 @@
 //!   build   sorted entries → root + every node, in one pass
 //!   apply   root + sorted edits → new root + only the new nodes: O(k·log n) nodes
 //!   lookup  one path; list a prefix (sorted, paginated); stats from the root alone
+//!   ceilings  the first entry at or above each of many keys, in one call
 //!   diff    two roots; subtrees with equal hashes are skipped unread
 //!
 //! Wire formats of the batch buffers (little-endian; docs/formats.md "Tree nodes"):
 //!   entry record  path_len u16 | path | blob_hash[32] | mode u8 | size u64
 //!   edit record   op u8 (1 write, 2 delete) | path_len u16 | path | write only: hash[32] | mode u8 | size u64
+//!   key record    path_len u16 | path (1..path_bytes_max bytes)
+//!   ceiling record  found u8 (0 or 1) | found only: entry record
 //!   node record   hash[32] | len u32 | node bytes
 //!   change record kind u8 (1 added, 2 modified, 3 deleted) | path_len u16 | path |
 //!                 old hash[32] | old mode u8 | old size u64 | new hash[32] | new mode u8 | new size u64
@@ -156,6 +159,32 @@ pub const Tree = struct {
             try cur.advance();
         }
         return listed;
+    }
+
+    /// For each key of `keys` (key records, any order), appends its ceiling, the
+    /// first entry at or above it in path order: a byte 1 and that entry record,
+    /// or a byte 0 when every path sorts below the key. One node source serves the
+    /// whole call, so a node is loaded and checked once however many keys pass
+    /// through it (n lookups or "anything below p/?" probes for the price of the
+    /// nodes they touch). Returns how many keys were read.
+    pub fn ceilings(tree: *const Tree, root: Hash, keys: []const u8, out: *std.ArrayList(u8)) Error!usize {
+        var arena_state = std.heap.ArenaAllocator.init(tree.gpa);
+        defer arena_state.deinit();
+        var src = Source.init(arena_state.allocator(), tree.loader);
+        const root_node = try src.root(root);
+        var r: Reader = .{ .bytes = keys };
+        var count: usize = 0;
+        while (!r.done()) : (count += 1) {
+            const key = try r.path();
+            const cur = try Cursor.seek(&src, root_node, 0, .{ .key = key }, true, false);
+            if (cur.peek()) |e| {
+                try out.append(tree.gpa, 1);
+                try writeEntry(tree.gpa, out, e.*);
+            } else {
+                try out.append(tree.gpa, 0);
+            }
+        }
+        return count;
     }
 
     /// Appends change records turning `old_root` into `new_root`, in path order.
@@ -854,4 +883,63 @@ test "bad input is InvalidArgument, missing and corrupt nodes are reported" {
     // A node whose bytes do not hash to its name.
     try store.nodes.put(gpa, @splat(2), try gpa.dupe(u8, &tree_node.empty_node_bytes));
     try testing.expectError(error.Corrupt, tree.lookup(@splat(2), "a"));
+}
+
+test "ceilings: the first entry at or above each key, each node loaded once per call" {
+    const gpa = testing.allocator;
+    var store: MemStore = .{ .gpa = gpa };
+    defer store.deinit();
+    const tree = Tree.init(gpa, store.loader());
+    const n = 20_000;
+    const bufs = try gpa.alloc([64]u8, n);
+    defer gpa.free(bufs);
+    const keys = try gpa.alloc([]const u8, n);
+    defer gpa.free(keys);
+    for (keys, bufs, 0..) |*k, *b, i| k.* = keyOf(b, i);
+    std.mem.sort([]const u8, keys, {}, lessThan);
+    var records = try entryRecords(gpa, keys, 5);
+    defer records.deinit(gpa);
+    var nodes: std.ArrayList(u8) = .empty;
+    defer nodes.deinit(gpa);
+    const root = try tree.build(records.items, &nodes);
+    _ = try store.putAll(nodes.items);
+
+    // Probes: every stored key, a key just below each (its ceiling is that key), and
+    // keys above everything.
+    var probes: std.ArrayList(u8) = .empty;
+    defer probes.deinit(gpa);
+    for (keys) |k| {
+        try appendInt(gpa, &probes, u16, @intCast(k.len));
+        try probes.appendSlice(gpa, k);
+        try appendInt(gpa, &probes, u16, @intCast(k.len - 1)); // "dir3/file0000012.tx" < key
+        try probes.appendSlice(gpa, k[0 .. k.len - 1]);
+    }
+    try appendInt(gpa, &probes, u16, 1);
+    try probes.append(gpa, 0xff);
+    const loads_before = store.loads;
+    var out: std.ArrayList(u8) = .empty;
+    defer out.deinit(gpa);
+    try testing.expectEqual(@as(usize, 2 * n + 1), try tree.ceilings(root, probes.items, &out));
+    // One call loads each node at most once: no more loads than the tree has nodes.
+    try testing.expect(store.loads - loads_before <= store.nodes.count());
+    var r: Reader = .{ .bytes = out.items };
+    for (keys) |k| {
+        for (0..2) |_| {
+            try testing.expectEqual(@as(u8, 1), try r.int(u8));
+            const e = try r.entry();
+            try testing.expectEqualStrings(k, e.key);
+        }
+    }
+    try testing.expectEqual(@as(u8, 0), try r.int(u8));
+    try testing.expect(r.done());
+
+    // Bad key records: empty, too long, cut short. Nothing is returned as found.
+    const bad = [_][]const u8{ "\x00\x00", "\x01", "\x05\x00abc", "\x01\x10" };
+    for (bad) |b| {
+        out.clearRetainingCapacity();
+        try testing.expectError(error.InvalidArgument, tree.ceilings(root, b, &out));
+    }
+    // No keys: nothing to do.
+    out.clearRetainingCapacity();
+    try testing.expectEqual(@as(usize, 0), try tree.ceilings(root, "", &out));
 }

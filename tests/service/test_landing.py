@@ -522,3 +522,19 @@ def test_a_collision_seen_at_an_old_tip_is_not_marked_once_another_lander_moved_
     assert result["position"] == 3
     assert result["session"]["state"] == "landed"
     assert _tree_paths(w) == ["src/a.txt"]
+
+
+def test_collisions_at_the_greatest_path_length(world: World) -> None:
+    from micforge.core.tree import PATH_BYTES_MAX
+
+    w = world
+    longest = "d/" + "x" * (PATH_BYTES_MAX - 2)  # nothing can lie below it
+    sid = w.session()
+    w.write(sid, longest, b"long")
+    w.write(sid, "x" * (PATH_BYTES_MAX - 1), b"one byte short")
+    assert w.land(sid)["position"] == 1
+    over = w.session()
+    w.write(over, "d", b"a file over the longest path's directory")
+    with pytest.raises(Conflict) as caught:
+        w.land(over)
+    assert caught.value.paths == ["d", longest]

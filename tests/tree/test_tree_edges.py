@@ -277,3 +277,42 @@ def test_loader_may_return_any_buffer_but_not_oversized_nodes(tree: Tree, store:
     with Tree(lambda h: b"\x00" * (NODE_BYTES_MAX + 1)) as huge:
         with pytest.raises(Corrupt):
             huge.stats(root)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_ceilings_match_a_sorted_list(tree: Tree, store: NodeStore, seed: int) -> None:
+    import bisect
+    import random
+
+    rng = random.Random(seed)
+    alphabet = ["a", "b", "/", ".", "-", "é", "z"]
+    paths = sorted(
+        {"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6))) for _ in range(3000)},
+        key=str.encode,
+    )
+    root = build(tree, store, entries_for(paths, seed=seed % 7 + 1))
+    keys = [
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 7))) for _ in range(500)
+    ] + paths[::50]
+    loads = store.loads
+    got = tree.ceilings(root, keys)
+    assert store.loads - loads <= len(store.nodes)  # each node once per call
+    encoded = [p.encode() for p in paths]
+    for key, ceiling in zip(keys, got, strict=True):
+        i = bisect.bisect_left(encoded, key.encode())
+        assert (ceiling.path if ceiling else None) == (paths[i] if i < len(paths) else None)
+    assert got[-1] is not None and got[-1] == tree.lookup(root, keys[-1])  # whole entries
+    assert tree.ceilings(root, []) == []
+
+
+def test_ceilings_reject_bad_keys(tree: Tree, store: NodeStore) -> None:
+    root = build(tree, store, entries_for(["a", "b"]))
+    for bad in ([""], ["a", "x" * (PATH_BYTES_MAX + 1)], ["\ud800"]):
+        with pytest.raises(InvalidArgument):
+            tree.ceilings(root, bad)
+    assert [c.path if c else None for c in tree.ceilings(root, ["a", "a\x00", "b", "c"])] == [
+        "a",
+        "b",
+        "b",
+        None,
+    ]

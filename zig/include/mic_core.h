@@ -288,6 +288,12 @@ mic_status mic_tree_lookup(mic_tree *tree, const uint8_t *root /* [32] */, const
 mic_status mic_tree_list(mic_tree *tree, const uint8_t *root /* [32] */, const uint8_t *prefix,
                          uint64_t prefix_len, const uint8_t *start_after, uint64_t start_after_len,
                          bool has_start_after, uint64_t limit, mic_bytes *entries_out, uint64_t *count_out);
+/* For each key record of keys (u16 length, then 1..MIC_TREE_PATH_BYTES_MAX path
+ * bytes; any order), a ceiling record: a byte 1 and the entry record of the first
+ * path at or above the key, or a byte 0 if there is none. One call loads and checks
+ * each node it needs once, however many keys pass through it. count_out: keys read. */
+mic_status mic_tree_ceilings(mic_tree *tree, const uint8_t *root /* [32] */, const uint8_t *keys,
+                             uint64_t keys_len, mic_bytes *ceilings_out, uint64_t *count_out);
 /* Change records from old_root to new_root in path order; subtrees with equal
  * hashes are skipped unread. nodes_read_out (may be NULL) counts loader calls. */
 mic_status mic_tree_diff(mic_tree *tree, const uint8_t *old_root /* [32] */, const uint8_t *new_root /* [32] */,

@@ -165,6 +165,23 @@ def _decode_entries(data: bytes) -> list[TreeEntry]:
     return entries
 
 
+def _decode_ceilings(data: bytes) -> list[TreeEntry | None]:
+    ceilings: list[TreeEntry | None] = []
+    pos = 0
+    while pos < len(data):
+        found = data[pos]
+        pos += 1
+        if not found:
+            ceilings.append(None)
+            continue
+        (length,) = _U16.unpack_from(data, pos)
+        path = _decode_path(data[pos + 2 : pos + 2 + length])
+        blob_hash, mode, size = _VALUE.unpack_from(data, pos + 2 + length)
+        ceilings.append(TreeEntry(path, blob_hash, mode, size))
+        pos += 2 + length + _VALUE.size
+    return ceilings
+
+
 def _decode_changes(data: bytes) -> list[TreeChange]:
     changes: list[TreeChange] = []
     pos = 0
@@ -311,6 +328,25 @@ class Tree:
             count,
         )
         return _decode_entries(take_bytes(out))
+
+    def ceilings(self, root: bytes, keys: Sequence[str]) -> list[TreeEntry | None]:
+        """For each key, the first entry whose path is at or above it in byte order
+        (None if every path sorts below it). One call, whatever the number of keys:
+        each node is loaded and checked once (``lookup`` is a ceiling whose path
+        equals the key; "is anything below ``d/``?" is whether the ceiling of
+        ``d/`` starts with it)."""
+        parts: list[bytes] = []
+        for key in keys:
+            encoded = _path_bytes(key)
+            parts.append(_U16.pack(len(encoded)))
+            parts.append(encoded)
+        data = b"".join(parts)
+        out = ffi.new("mic_bytes *")
+        count = ffi.new("uint64_t *")
+        self._call(
+            "Tree.ceilings", lib.mic_tree_ceilings, _root_bytes(root), data, len(data), out, count
+        )
+        return _decode_ceilings(take_bytes(out))
 
     def diff(self, old_root: bytes, new_root: bytes) -> list[TreeChange]:
         """Changes from ``old_root`` to ``new_root`` in path order; equal subtrees

@@ -128,34 +128,30 @@ def file_directory_collisions(tree: Tree, parent_root: bytes, root: bytes) -> li
     A collision already in ``parent_root`` (made before landings checked for them)
     does not stop later landings that leave it alone.
 
-    Cost, all through the node cache: one diff; one lookup per distinct ancestor
-    directory of the added paths; one listing of the old tree per distinct
-    directory holding added paths (did it hold entries before?); and one listing
-    of the new tree per added path in a directory that did (or at the top level),
-    for entries left below it. Files added in new directories need no listing of
-    their own: nothing was below them before, and what this landing adds below
-    them is caught by the ancestor lookups."""
+    Cost: one diff, then one ``ceilings`` call for all the probes (each distinct
+    ancestor directory of the added paths: is it a file? each added path ``p``:
+    is there an entry at or above ``p/`` that starts with it?), in which each node
+    is loaded and checked once."""
     added = [change.path for change in tree.diff(parent_root, root) if change.change == "added"]
-    found: set[str] = set()
-    is_file: dict[str, bool] = {}  # ancestor directory -> is it a file in the new tree?
-    was_directory: dict[str, bool] = {"": True}  # directory -> held entries before?
+    if not added:
+        return []
+    below: dict[str, list[str]] = {}  # ancestor directory -> the added paths under it
     for path in added:
         parts = path.split("/")
         for depth in range(1, len(parts)):
-            ancestor = "/".join(parts[:depth])
-            if ancestor not in is_file:
-                is_file[ancestor] = tree.lookup(root, ancestor) is not None
-            if is_file[ancestor]:
-                found.update((ancestor, path))
-        directory = "/".join(parts[:-1])
-        if directory not in was_directory:
-            was_directory[directory] = bool(tree.list(parent_root, prefix=directory + "/", limit=1))
-        below = path + "/"
-        # A path of the greatest length can have nothing below it.
-        if was_directory[directory] and len(below.encode("utf-8")) < PATH_BYTES_MAX:
-            under = tree.list(root, prefix=below, limit=1)
-            if under:
-                found.update((path, under[0].path))
+            below.setdefault("/".join(parts[:depth]), []).append(path)
+    directories = list(below)
+    # A path of the greatest length can have nothing below it.
+    probed = [p for p in added if len(p.encode("utf-8")) < PATH_BYTES_MAX]
+    ceilings = tree.ceilings(root, directories + [p + "/" for p in probed])
+    found: set[str] = set()
+    for directory, ceiling in zip(directories, ceilings, strict=False):
+        if ceiling is not None and ceiling.path == directory:  # a file, not a directory
+            found.add(directory)
+            found.update(below[directory])
+    for path, ceiling in zip(probed, ceilings[len(directories) :], strict=True):
+        if ceiling is not None and ceiling.path.startswith(path + "/"):
+            found.update((path, ceiling.path))
     return sorted(found, key=lambda p: p.encode("utf-8"))
 
 
