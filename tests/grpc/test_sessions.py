@@ -172,6 +172,30 @@ def test_conflict_is_aborted_with_the_paths_then_rebase_lands(env: GrpcEnv) -> N
     assert _land(env, second).position == 2
 
 
+def test_a_file_that_would_also_be_a_directory_is_aborted_with_both_paths(env: GrpcEnv) -> None:
+    blob = env.put_blob(b"content").hash
+    first = _start(env, "a file named lib").id
+    _record(env, first, Op(op="write", path="lib", blob_hash=blob))
+    assert _land(env, first).position == 1
+    second = _start(env, "a module below it").id
+    _record(env, second, Op(op="write", path="lib/mod.py", blob_hash=blob))
+
+    with pytest.raises(grpc.RpcError) as raised:
+        _land(env, second)
+    assert raised.value.code() == grpc.StatusCode.ABORTED
+    meta = trailers(raised.value)
+    assert meta["mic-error-code"] == "conflict"
+    assert json.loads(meta["mic-conflict-paths"]) == ["lib", "lib/mod.py"]
+    assert "a file would also be a directory" in raised.value.details()
+    conflicted = env.sessions.GetSession(
+        sessions_pb2.GetSessionRequest(project=PROJECT, session_id=second), metadata=env.auth()
+    )
+    assert (conflicted.state, list(conflicted.conflict_paths)) == (
+        "conflicted",
+        ["lib", "lib/mod.py"],
+    )
+
+
 def test_abandoned_session_refuses_records_with_failed_precondition(env: GrpcEnv) -> None:
     sid = _start(env, "never mind").id
     abandoned = env.sessions.AbandonSession(
