@@ -241,3 +241,15 @@ def test_a_token_without_expiry_and_the_document_agree(micforge_server):
         and "name" in schema.get("required", [])
     )
     assert days["nullable"] is True
+
+
+def test_bodiless_posts_ignore_a_body_of_any_type(micforge_server):
+    api = micforge_server.client(micforge_server.create_user().token)
+    project = create_project(api)
+    base = f"/api/mic/projects/{project}/sessions"
+    first, second = start_session(api, project)["id"], start_session(api, project)["id"]
+    json_garbage = {"data": b"garbage{", "headers": {"Content-Type": "application/json"}}
+    text = {"data": b"hello", "headers": {"Content-Type": "text/plain"}}
+    assert api.post(f"{base}/{first}/rebase", **json_garbage).status_code == 200
+    assert api.post(f"{base}/{first}/land", **text).json()["position"] == 1
+    assert api.post(f"{base}/{second}/abandon", json={}).json()["state"] == "abandoned"
