@@ -13,6 +13,7 @@
 //! before it, which is what lets `apply` stop re-chunking once it meets one.
 const std = @import("std");
 const assert = std.debug.assert;
+const blake3 = @import("blake3.zig");
 const node = @import("tree_node.zig");
 const Entry = node.Entry;
 
@@ -31,13 +32,13 @@ comptime {
 }
 
 pub fn isBoundaryKey(level: u8, key: []const u8) bool {
-    var state = std.crypto.hash.Blake3.init(.{});
+    var state = blake3.Hasher.init();
     state.update(boundary_prefix);
     state.update(&[_]u8{level});
     state.update(key);
-    var out: [4]u8 = undefined;
+    var out: [blake3.digest_bytes]u8 = undefined;
     state.final(&out);
-    return std.mem.readInt(u32, &out, .little) % chunk_entries_target == 0;
+    return std.mem.readInt(u32, out[0..4], .little) % chunk_entries_target == 0;
 }
 
 /// The entries of the node being filled at one level.

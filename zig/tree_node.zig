@@ -13,7 +13,7 @@
 //! against the bytes that remain, and any violation is error.Corrupt.
 const std = @import("std");
 const assert = std.debug.assert;
-const Blake3 = std.crypto.hash.Blake3;
+const blake3 = @import("blake3.zig");
 
 pub const hash_bytes = 32;
 pub const Hash = [hash_bytes]u8;
@@ -85,7 +85,7 @@ pub fn entryBytes(level: u8, key_len: usize) usize {
 }
 
 pub fn nodeHash(bytes: []const u8) Hash {
-    var state = Blake3.init(.{});
+    var state = blake3.Hasher.init();
     state.update(hash_prefix);
     state.update(bytes);
     var out: Hash = undefined;
