@@ -636,6 +636,7 @@ test "tree constants match the header" {
         .{ .name = "MIC_TREE_PATH_BYTES_MAX", .value = tree_node.path_bytes_max },
         .{ .name = "MIC_TREE_NODE_BYTES_MAX", .value = tree_node.node_bytes_max },
         .{ .name = "MIC_TREE_LIST_ENTRIES_MAX", .value = tree.list_entries_max },
+        .{ .name = "MIC_TREE_CEILINGS_KEYS_MAX", .value = tree.ceilings_keys_max },
         .{ .name = "MIC_TREE_OP_WRITE", .value = tree.op_write },
         .{ .name = "MIC_TREE_OP_DELETE", .value = tree.op_delete },
         .{ .name = "MIC_TREE_CHANGE_ADDED", .value = tree.change_added },

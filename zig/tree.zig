@@ -46,6 +46,9 @@ const Chunk = tree_chunker.Chunk;
 pub const path_bytes_max = tree_node.path_bytes_max;
 /// Entries one list call may return.
 pub const list_entries_max = 100_000;
+/// Keys one ceilings call may take: its output (up to one entry record per key,
+/// ~4 KiB at most) stays under ~41 MiB; callers with more send them in batches.
+pub const ceilings_keys_max = 10_000;
 pub const op_write: u8 = 1;
 pub const op_delete: u8 = 2;
 pub const change_added: u8 = 1;
@@ -175,6 +178,7 @@ pub const Tree = struct {
         var r: Reader = .{ .bytes = keys };
         var count: usize = 0;
         while (!r.done()) : (count += 1) {
+            if (count == ceilings_keys_max) return error.LimitExceeded;
             const key = try r.path();
             const cur = try Cursor.seek(&src, root_node, 0, .{ .key = key }, true, false);
             if (cur.peek()) |e| {
@@ -939,7 +943,14 @@ test "ceilings: the first entry at or above each key, each node loaded once per 
         out.clearRetainingCapacity();
         try testing.expectError(error.InvalidArgument, tree.ceilings(root, b, &out));
     }
-    // No keys: nothing to do.
+    // No keys: nothing to do. One key too many: refused, whatever the keys.
     out.clearRetainingCapacity();
     try testing.expectEqual(@as(usize, 0), try tree.ceilings(root, "", &out));
+    probes.clearRetainingCapacity();
+    for (0..ceilings_keys_max) |_| try probes.appendSlice(gpa, "\x01\x00a");
+    out.clearRetainingCapacity();
+    try testing.expectEqual(@as(usize, ceilings_keys_max), try tree.ceilings(root, probes.items, &out));
+    try probes.appendSlice(gpa, "\x01\x00a");
+    out.clearRetainingCapacity();
+    try testing.expectError(error.LimitExceeded, tree.ceilings(root, probes.items, &out));
 }

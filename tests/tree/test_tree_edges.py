@@ -316,3 +316,23 @@ def test_ceilings_reject_bad_keys(tree: Tree, store: NodeStore) -> None:
         "b",
         None,
     ]
+
+
+def test_ceilings_of_more_keys_than_one_call_takes(tree: Tree, store: NodeStore) -> None:
+    from micforge.core.tree import CEILINGS_KEYS_MAX
+
+    paths = [f"p{i:05d}" for i in range(0, 30_000, 3)]
+    root = build(tree, store, entries_for(paths))
+    keys = [f"p{i:05d}" for i in range(2 * CEILINGS_KEYS_MAX + 7)]
+    got = [c.path if c else None for c in tree.ceilings(root, keys)]
+    assert got == [f"p{(i + 2) // 3 * 3:05d}" if i <= 29_997 else None for i in range(len(keys))]
+
+
+def test_malformed_ceiling_records_are_corrupt() -> None:
+    from micforge.core.tree import _decode_ceilings
+
+    entry = b"\x01\x00a" + bytes(32) + b"\x00" + bytes(8)
+    assert [c.path if c else None for c in _decode_ceilings(b"\x00\x01" + entry)] == [None, "a"]
+    for bad in (b"\x02", b"\x01\x05\x00ab", b"\x01" + entry[:-1], b"\x01\x01"):
+        with pytest.raises(Corrupt):
+            _decode_ceilings(bad)

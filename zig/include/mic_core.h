@@ -250,6 +250,7 @@ mic_status mic_session_decode(const uint8_t *data, uint64_t len, mic_session_fie
 #define MIC_TREE_PATH_BYTES_MAX 4096
 #define MIC_TREE_NODE_BYTES_MAX 65536
 #define MIC_TREE_LIST_ENTRIES_MAX 100000
+#define MIC_TREE_CEILINGS_KEYS_MAX 10000
 #define MIC_TREE_OP_WRITE 1
 #define MIC_TREE_OP_DELETE 2
 #define MIC_TREE_CHANGE_ADDED 1
@@ -289,9 +290,10 @@ mic_status mic_tree_list(mic_tree *tree, const uint8_t *root /* [32] */, const u
                          uint64_t prefix_len, const uint8_t *start_after, uint64_t start_after_len,
                          bool has_start_after, uint64_t limit, mic_bytes *entries_out, uint64_t *count_out);
 /* For each key record of keys (u16 length, then 1..MIC_TREE_PATH_BYTES_MAX path
- * bytes; any order), a ceiling record: a byte 1 and the entry record of the first
- * path at or above the key, or a byte 0 if there is none. One call loads and checks
- * each node it needs once, however many keys pass through it. count_out: keys read. */
+ * bytes; any order; at most MIC_TREE_CEILINGS_KEYS_MAX, else MIC_LIMIT_EXCEEDED), a
+ * ceiling record: a byte 1 and the entry record of the first path at or above the
+ * key, or a byte 0 if there is none. One call loads and checks each node it needs
+ * once, however many keys pass through it. count_out: keys read. */
 mic_status mic_tree_ceilings(mic_tree *tree, const uint8_t *root /* [32] */, const uint8_t *keys,
                              uint64_t keys_len, mic_bytes *ceilings_out, uint64_t *count_out);
 /* Change records from old_root to new_root in path order; subtrees with equal

@@ -31,6 +31,7 @@ HASH_BYTES = 32
 PATH_BYTES_MAX: int = lib.MIC_TREE_PATH_BYTES_MAX
 NODE_BYTES_MAX: int = lib.MIC_TREE_NODE_BYTES_MAX
 LIST_LIMIT_MAX: int = lib.MIC_TREE_LIST_ENTRIES_MAX
+CEILINGS_KEYS_MAX: int = lib.MIC_TREE_CEILINGS_KEYS_MAX
 _MODES = frozenset((MODE_FILE, MODE_EXEC, MODE_SYMLINK))
 _CHANGE_NAMES = {
     lib.MIC_TREE_CHANGE_ADDED: "added",
@@ -168,17 +169,24 @@ def _decode_entries(data: bytes) -> list[TreeEntry]:
 def _decode_ceilings(data: bytes) -> list[TreeEntry | None]:
     ceilings: list[TreeEntry | None] = []
     pos = 0
-    while pos < len(data):
-        found = data[pos]
-        pos += 1
-        if not found:
-            ceilings.append(None)
-            continue
-        (length,) = _U16.unpack_from(data, pos)
-        path = _decode_path(data[pos + 2 : pos + 2 + length])
-        blob_hash, mode, size = _VALUE.unpack_from(data, pos + 2 + length)
-        ceilings.append(TreeEntry(path, blob_hash, mode, size))
-        pos += 2 + length + _VALUE.size
+    try:
+        while pos < len(data):
+            found = data[pos]
+            pos += 1
+            if found == 0:
+                ceilings.append(None)
+                continue
+            if found != 1:
+                raise Corrupt(f"ceiling record flag {found}", lib.MIC_CORRUPT)
+            (length,) = _U16.unpack_from(data, pos)
+            if pos + 2 + length + _VALUE.size > len(data):
+                raise Corrupt("ceiling record cut short", lib.MIC_CORRUPT)
+            path = _decode_path(data[pos + 2 : pos + 2 + length])
+            blob_hash, mode, size = _VALUE.unpack_from(data, pos + 2 + length)
+            ceilings.append(TreeEntry(path, blob_hash, mode, size))
+            pos += 2 + length + _VALUE.size
+    except struct.error as exc:
+        raise Corrupt(f"ceiling record cut short: {exc}", lib.MIC_CORRUPT) from None
     return ceilings
 
 
@@ -331,22 +339,38 @@ class Tree:
 
     def ceilings(self, root: bytes, keys: Sequence[str]) -> list[TreeEntry | None]:
         """For each key, the first entry whose path is at or above it in byte order
-        (None if every path sorts below it). One call, whatever the number of keys:
-        each node is loaded and checked once (``lookup`` is a ceiling whose path
-        equals the key; "is anything below ``d/``?" is whether the ceiling of
+        (None if every path sorts below it). One call per ``CEILINGS_KEYS_MAX`` keys,
+        in which each node is loaded and checked once (``lookup`` is a ceiling whose
+        path equals the key; "is anything below ``d/``?" is whether the ceiling of
         ``d/`` starts with it)."""
-        parts: list[bytes] = []
-        for key in keys:
-            encoded = _path_bytes(key)
-            parts.append(_U16.pack(len(encoded)))
-            parts.append(encoded)
-        data = b"".join(parts)
-        out = ffi.new("mic_bytes *")
-        count = ffi.new("uint64_t *")
-        self._call(
-            "Tree.ceilings", lib.mic_tree_ceilings, _root_bytes(root), data, len(data), out, count
-        )
-        return _decode_ceilings(take_bytes(out))
+        result: list[TreeEntry | None] = []
+        for start in range(0, len(keys), CEILINGS_KEYS_MAX):
+            batch = keys[start : start + CEILINGS_KEYS_MAX]
+            parts: list[bytes] = []
+            for key in batch:
+                encoded = _path_bytes(key)
+                parts.append(_U16.pack(len(encoded)))
+                parts.append(encoded)
+            data = b"".join(parts)
+            out = ffi.new("mic_bytes *")
+            count = ffi.new("uint64_t *")
+            self._call(
+                "Tree.ceilings",
+                lib.mic_tree_ceilings,
+                _root_bytes(root),
+                data,
+                len(data),
+                out,
+                count,
+            )
+            ceilings = _decode_ceilings(take_bytes(out))
+            if not count[0] == len(ceilings) == len(batch):
+                raise Corrupt(
+                    f"Tree.ceilings: {len(ceilings)} records for {len(batch)} keys",
+                    lib.MIC_CORRUPT,
+                )
+            result.extend(ceilings)
+        return result
 
     def diff(self, old_root: bytes, new_root: bytes) -> list[TreeChange]:
         """Changes from ``old_root`` to ``new_root`` in path order; equal subtrees

@@ -128,7 +128,7 @@ def file_directory_collisions(tree: Tree, parent_root: bytes, root: bytes) -> li
     A collision already in ``parent_root`` (made before landings checked for them)
     does not stop later landings that leave it alone.
 
-    Cost: one diff, then one ``ceilings`` call for all the probes (each distinct
+    Cost: one diff, then ``ceilings`` for all the probes (one call per 10,000; each distinct
     ancestor directory of the added paths: is it a file? each added path ``p``:
     is there an entry at or above ``p/`` that starts with it?), in which each node
     is loaded and checked once."""
@@ -145,7 +145,7 @@ def file_directory_collisions(tree: Tree, parent_root: bytes, root: bytes) -> li
     probed = [p for p in added if len(p.encode("utf-8")) < PATH_BYTES_MAX]
     ceilings = tree.ceilings(root, directories + [p + "/" for p in probed])
     found: set[str] = set()
-    for directory, ceiling in zip(directories, ceilings, strict=False):
+    for directory, ceiling in zip(directories, ceilings[: len(directories)], strict=True):
         if ceiling is not None and ceiling.path == directory:  # a file, not a directory
             found.add(directory)
             found.update(below[directory])
