@@ -3,6 +3,7 @@ changed; and the inputs that are fine (IPv6 hosts) work."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -70,6 +71,47 @@ def test_a_data_dir_that_cannot_be_made_is_one_line_and_exit_1(
     assert "Traceback" not in result.stderr
     ours = [line for line in result.stderr.splitlines() if line.startswith("micforge:")]
     assert len(ours) == 1 and str(afile) in ours[0], result.stderr
+
+
+@pytest.mark.parametrize("command", [["user", "list"], ["serve", "--port", "0"]])
+def test_an_auth_db_that_is_not_sqlite_is_one_line_and_left_alone(
+    tmp_path: Path, command: list[str]
+) -> None:
+    junk = tmp_path / "auth.db"
+    content = b"these bytes are not a SQLite database\n" * 200
+    junk.write_bytes(content)
+    result = subprocess.run(
+        [sys.executable, "-m", "micforge.cli.micforge", *command]
+        + ["--data-dir", str(tmp_path), "--auth-db", f"sqlite:///{junk}"],
+        env=_subprocess_env({}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == EXIT_ERROR, result.stderr
+    assert "Traceback" not in result.stderr
+    ours = [line for line in result.stderr.splitlines() if line.startswith("micforge:")]
+    assert len(ours) == 1 and "not a usable SQLite database" in ours[0], result.stderr
+    assert str(junk) in ours[0]
+    assert junk.read_bytes() == content
+    assert not (tmp_path / "auth.db-wal").exists()
+
+
+def test_an_unreachable_postgres_is_one_line(tmp_path: Path) -> None:
+    # A port nobody listens on: libpq's error runs over two lines, ours is one.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run = Run(
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--auth-db",
+        f"postgresql://micforge:s3cret-pw@127.0.0.1:{port}/micforge",
+    )
+    status, out, err = run("user", "list")
+    assert status == EXIT_ERROR and out == ""
+    assert err.count("\n") == 1 and err.startswith("micforge: auth DB unavailable: "), err
+    assert "s3cret-pw" not in err
 
 
 def test_user_create_with_a_bad_token_name_creates_no_user(tmp_path: Path) -> None:

@@ -106,7 +106,10 @@ def test_project_create_grant_revoke(run: Run) -> None:
     with run.open_auth_db() as auth_db:
         bob = auth_db.find_user("bob@example.org")
         assert auth_db.check_permission("acme", bob.id, Role.WRITE) is Role.WRITE
-    assert run("project", "revoke", "acme", "--user", "bob@example.org")[0] == 0
+    status, out, _ = run("project", "revoke", "acme", "--user", "bob@example.org")
+    assert status == 0 and out == "removed bob@example.org from acme\n"
+    status, _, err = run("project", "revoke", "acme", "--user", "bob@example.org")
+    assert status == 1 and err == "micforge: bob@example.org has no role on project acme\n"
     status, _, err = run("project", "revoke", "acme", "--user", "ada@example.org")
     assert status == 1 and "last owner" in err
     status, _, err = run("project", "grant", "ghost", "--user", "bob@example.org", "--role", "read")

@@ -167,6 +167,10 @@ def _ensure_wal(path: Path, busy_timeout_ms: int) -> None:
                 raise Unavailable(f"auth DB {path} unavailable: {exc}") from exc
             time.sleep(0.01)
             continue
+        except sqlite3.DatabaseError as exc:
+            # Not a SQLite file at all (a wrong path, say), or one damaged past opening:
+            # say so in one line rather than with the driver's traceback.
+            raise Unavailable(f"auth DB {path} is not a usable SQLite database: {exc}") from exc
         if str(mode).lower() != "wal":
             raise Unavailable(f"auth DB {path} cannot use WAL mode (got {mode})")
         return
@@ -351,7 +355,9 @@ class AuthDB:
                 yield
         except (peewee.OperationalError, peewee.InterfaceError, MaxConnectionsExceeded) as exc:
             # The message of a driver error names host and port, never the password.
-            raise AuthDBUnavailable(f"auth DB unavailable: {exc}".strip()) from exc
+            # libpq's runs over several lines ("\n\tIs the server running on ..."):
+            # one line here, as the CLI's errors and the log lines are.
+            raise AuthDBUnavailable(f"auth DB unavailable: {' '.join(str(exc).split())}") from exc
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)

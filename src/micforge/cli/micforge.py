@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TextIO
 
 from micforge.config import Config
-from micforge.errors import InvalidRequest, MicError
+from micforge.errors import InvalidRequest, MicError, NotFound
 
 if TYPE_CHECKING:
     from micforge.storage import Store
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = user.add_parser("create", help="create a user and print a first token (last line)")
     _common(p)
-    p.add_argument("--email", required=True)
+    p.add_argument("--email", required=True, help="the user's email (unique, case-insensitive)")
     p.add_argument(
         "--token-name", default="initial", help="name of the first token (default: initial)"
     )
@@ -305,8 +305,12 @@ def _project_grant(args: argparse.Namespace, config: Config, out: _Out, stdin: T
 def _project_revoke(args: argparse.Namespace, config: Config, out: _Out, stdin: TextIO) -> None:
     with _open_auth(config) as auth_db:
         user = _resolve_user(auth_db, args.user)
-        auth_db.remove_member(args.project_id, user.id)
-    out.line(f"{user.email} has no role on {args.project_id}")
+        try:
+            auth_db.remove_member(args.project_id, user.id)
+        except NotFound:
+            # The auth layer names the user by id; the operator typed an id or an email.
+            raise NotFound(f"{user.email} has no role on project {args.project_id}") from None
+    out.line(f"removed {user.email} from {args.project_id}")
 
 
 def _project_members(args: argparse.Namespace, config: Config, out: _Out, stdin: TextIO) -> None:
@@ -351,7 +355,6 @@ def _auth_backup(args: argparse.Namespace, config: Config, out: _Out, stdin: Tex
 
 def _newest_backup(store: Store) -> str:
     """The key of the most recently made backup: the last name that says when it was made."""
-    from micforge.errors import NotFound
     from micforge.storage import keys
 
     found = store.list(keys.AUTH_BACKUP_PREFIX)
