@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from micforge.api.grpc.gen.micforge.v1 import (
     content_pb2,
@@ -19,6 +18,7 @@ from micforge.api.grpc.gen.micforge.v1 import (
 )
 from micforge.api.grpc.interceptors import RpcMetrics, default_interceptors
 from micforge.api.grpc.lifecycle import FollowingHealth, GrpcServer, StallGuard
+from micforge.api.grpc.reflection import enable_reflection
 from micforge.api.grpc.servicers import ContentServicer, SessionServicer
 
 if TYPE_CHECKING:
@@ -79,9 +79,7 @@ def build_grpc_server(
 
     health_servicer = FollowingHealth(services.health, ("", *SERVICE_NAMES))
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, _HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    enable_reflection((*SERVICE_NAMES, _HEALTH_SERVICE_NAME), server)
 
     _check_port_free(bind)
     try:
