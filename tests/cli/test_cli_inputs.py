@@ -114,6 +114,37 @@ def test_an_unreachable_postgres_is_one_line(tmp_path: Path) -> None:
     assert "s3cret-pw" not in err
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["user", "list"],
+        ["token", "list", "--user", "ada@example.org"],
+        ["token", "create", "--user", "ada@example.org", "--name", "ci"],
+        ["project", "members", "acme"],
+        ["project", "create", "acme", "--owner", "ada@example.org"],
+        ["auth", "backup"],
+    ],
+)
+def test_a_command_on_a_mistyped_data_dir_makes_nothing(tmp_path: Path, command: list[str]) -> None:
+    typo = tmp_path / "micforge-dta"
+    status, out, err = Run("--data-dir", str(typo))(*command)
+    assert status == EXIT_ERROR and out == ""
+    assert err == (
+        f"micforge: no auth DB at {typo / 'auth.db'}: check --data-dir or --auth-db"
+        " ('micforge user create' or 'micforge serve' makes a new one)\n"
+    )
+    assert not typo.exists()
+
+
+def test_user_create_makes_the_auth_db_the_other_commands_need(tmp_path: Path) -> None:
+    run = Run("--data-dir", str(tmp_path / "new"))
+    assert run("user", "list")[0] == EXIT_ERROR
+    status, _, err = run("user", "create", "--email", "ada@example.org")
+    assert (status, err) == (0, "")
+    status, out, err = run("user", "list")
+    assert (status, err) == (0, "") and "ada@example.org" in out
+
+
 def test_user_create_with_a_bad_token_name_creates_no_user(tmp_path: Path) -> None:
     run = Run("--data-dir", str(tmp_path / "data"))
     status, out, err = run("user", "create", "--email", "tn@example.com", "--token-name", "")

@@ -146,6 +146,11 @@ def _sqlite_path(url: str) -> Path:
     return Path(unquote(raw))
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` auth DB URL; None for any other kind of URL."""
+    return _sqlite_path(url) if url.startswith("sqlite:///") else None
+
+
 def _ensure_wal(path: Path, busy_timeout_ms: int) -> None:
     """Switch the file to WAL once, before the pool opens connections.
 

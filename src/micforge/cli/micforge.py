@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--grpc-port", type=int, help="gRPC port (default 50051; 0 = any free)")
     serve.add_argument("--log-level", help="DEBUG, INFO (default), WARNING, ERROR or CRITICAL")
     serve.add_argument("--rate-limit-per-minute", type=int, help="per token; 0 = off")
-    serve.set_defaults(handler=_serve)
+    serve.set_defaults(handler=_serve, makes_auth_db=True)
 
     user = groups.add_parser("user", help="accounts").add_subparsers(
         dest="cmd", required=True, metavar="CMD"
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--password-stdin", action="store_true", help="read a password from the first line of stdin"
     )
-    p.set_defaults(handler=_user_create)
+    p.set_defaults(handler=_user_create, makes_auth_db=True)
     p = user.add_parser("list", help="list users")
     _common(p)
     p.set_defaults(handler=_user_list)
@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = auth.add_parser("restore", help="replace the auth DB with a backup from the store")
     _common(p)
     p.add_argument("--name", help="backup name (default: the most recently made backup)")
-    p.set_defaults(handler=_auth_restore)
+    p.set_defaults(handler=_auth_restore, makes_auth_db=True)
     return parser
 
 
@@ -179,6 +179,8 @@ def main(
         return int(exc.code or 0)
     try:
         config = _config(args, environ)
+        if not getattr(args, "makes_auth_db", False):
+            _require_auth_db(config)
         handler: Callable[..., int | None] = args.handler
         status = handler(args, config, out, stdin or sys.stdin)
         return EXIT_OK if status is None else status
@@ -214,6 +216,22 @@ def _config(args: argparse.Namespace, environ: Mapping[str, str] | None) -> Conf
         if hasattr(args, flag):
             overrides[flag] = getattr(args, flag)
     return Config.load(overrides, environ)
+
+
+def _require_auth_db(config: Config) -> None:
+    """NotFound if the auth DB is a SQLite file that does not exist. Only ``serve``,
+    ``user create`` and ``auth restore`` make one: any other command on a mistyped
+    ``--data-dir`` (or from another directory than the usual one, with the default
+    ``./micforge-data``) would otherwise start an empty deployment there and
+    report, say, no users."""
+    from micforge.auth.db import sqlite_file
+
+    path = sqlite_file(config.auth_db_url)
+    if path is not None and not path.exists():
+        raise NotFound(
+            f"no auth DB at {path}: check --data-dir or --auth-db"
+            " ('micforge user create' or 'micforge serve' makes a new one)"
+        )
 
 
 def _open_auth(config: Config):
