@@ -4,6 +4,7 @@ changed; and the inputs that are fine (IPv6 hosts) work."""
 from __future__ import annotations
 
 import socket
+import sqlite3
 import subprocess
 import sys
 import urllib.request
@@ -97,6 +98,24 @@ def test_an_auth_db_that_is_not_sqlite_is_one_line_and_left_alone(
     assert not (tmp_path / "auth.db-wal").exists()
 
 
+@pytest.mark.parametrize("command", [["user", "list"], ["user", "create", "--email", "b@x.org"]])
+def test_an_auth_db_damaged_past_its_header_is_one_line(tmp_path: Path, command: list[str]) -> None:
+    run = Run("--data-dir", str(tmp_path))
+    assert run("user", "create", "--email", "a@x.org")[0] == 0
+    path = tmp_path / "auth.db"
+    assert not (tmp_path / "auth.db-wal").exists() or not (tmp_path / "auth.db-wal").stat().st_size
+    with sqlite3.connect(path) as db:
+        page_bytes = db.execute("PRAGMA page_size").fetchone()[0]
+    data = bytearray(path.read_bytes())
+    assert len(data) >= 3 * page_bytes
+    data[page_bytes : 2 * page_bytes] = b"\xff" * page_bytes  # page 2: a table's b-tree
+    path.write_bytes(bytes(data))
+    status, out, err = run(*command)
+    assert status == EXIT_ERROR and out == "", err
+    assert err.count("\n") == 1 and err.startswith("micforge: auth DB unavailable: "), err
+    assert "malformed" in err
+
+
 def test_an_unreachable_postgres_is_one_line(tmp_path: Path) -> None:
     # A port nobody listens on: libpq's error runs over two lines, ours is one.
     with socket.socket() as probe:
@@ -143,6 +162,33 @@ def test_user_create_makes_the_auth_db_the_other_commands_need(tmp_path: Path) -
     assert (status, err) == (0, "")
     status, out, err = run("user", "list")
     assert (status, err) == (0, "") and "ada@example.org" in out
+
+
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        (
+            "?no_such_option=1",
+            'auth DB URL: invalid dsn: invalid connection option "no_such_option"',
+        ),
+        ("?timeout=5", "auth DB URL option 'timeout' is not a connection option"),
+        # The query's host wins over the URL's, as in libpq: a socket directory here.
+        ("?host=/nonexistent-socket-dir", "auth DB unavailable: "),
+        ("?dbname=other&port=2", "auth DB unavailable: "),
+    ],
+)
+def test_a_postgres_url_with_query_options_is_one_line(
+    tmp_path: Path, query: str, said: str
+) -> None:
+    url = f"postgresql://micforge:s3cret-pw@127.0.0.1:1/micforge{query}"
+    status, out, err = Run("--data-dir", str(tmp_path), "--auth-db", url)("user", "list")
+    assert status == EXIT_ERROR and out == ""
+    assert err.count("\n") == 1 and err.startswith(f"micforge: {said}"), err
+    assert "s3cret-pw" not in err
+    if "host=" in query:
+        assert "/nonexistent-socket-dir" in err
+    if "port=2" in query:
+        assert "port 2 failed" in err
 
 
 def test_user_create_with_a_bad_token_name_creates_no_user(tmp_path: Path) -> None:

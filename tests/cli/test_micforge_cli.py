@@ -110,6 +110,8 @@ def test_project_create_grant_revoke(run: Run) -> None:
     assert status == 0 and out == "removed bob@example.org from acme\n"
     status, _, err = run("project", "revoke", "acme", "--user", "bob@example.org")
     assert status == 1 and err == "micforge: bob@example.org has no role on project acme\n"
+    status, _, err = run("project", "revoke", "ghost", "--user", "bob@example.org")
+    assert status == 1 and err == "micforge: project ghost not found\n"
     status, _, err = run("project", "revoke", "acme", "--user", "ada@example.org")
     assert status == 1 and "last owner" in err
     status, _, err = run("project", "grant", "ghost", "--user", "bob@example.org", "--role", "read")

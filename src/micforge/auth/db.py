@@ -146,6 +146,17 @@ def _sqlite_path(url: str) -> Path:
     return Path(unquote(raw))
 
 
+# Options of the connection pool, not of the connection: not taken from a URL's query.
+_POOL_OPTIONS = frozenset({"max_connections", "timeout", "stale_timeout"})
+
+
+def _one_line(error: BaseException) -> str:
+    """A driver error's message on one line, for the CLI and the log. It names host
+    and port, never the password; libpq's runs over several lines ("...refused\n\t
+    Is the server running on that host...?")."""
+    return " ".join(str(error).split())
+
+
 def sqlite_file(url: str) -> Path | None:
     """The file of a ``sqlite:///`` auth DB URL; None for any other kind of URL."""
     return _sqlite_path(url) if url.startswith("sqlite:///") else None
@@ -173,8 +184,9 @@ def _ensure_wal(path: Path, busy_timeout_ms: int) -> None:
             time.sleep(0.01)
             continue
         except sqlite3.DatabaseError as exc:
-            # Not a SQLite file at all (a wrong path, say), or one damaged past opening:
-            # say so in one line rather than with the driver's traceback.
+            # Not a SQLite file at all (a wrong path, say), or one whose header is
+            # damaged: say so in one line rather than with the driver's traceback.
+            # (Damage further in shows later, as AuthDBUnavailable: see _session.)
             raise Unavailable(f"auth DB {path} is not a usable SQLite database: {exc}") from exc
         if str(mode).lower() != "wal":
             raise Unavailable(f"auth DB {path} cannot use WAL mode (got {mode})")
@@ -301,16 +313,24 @@ class AuthDB:
         elif url.startswith(("postgresql://", "postgres://")):
             parts = urlsplit(url)
             params: dict[str, object] = dict(parse_qsl(parts.query))
+            pool_options = sorted(_POOL_OPTIONS.intersection(params))
+            if pool_options:
+                raise InvalidRequest(
+                    f"auth DB URL option {pool_options[0]!r} is not a connection option"
+                )
             params.setdefault("connect_timeout", connect_timeout_s)
+            # As in libpq, the query may give what the URL's parts give, and wins
+            # (?host=/run/postgresql: a Unix socket directory, for a URL without a host).
+            dbname = params.pop("dbname", None) or params.pop("database", None)
+            params.setdefault("user", unquote(parts.username) if parts.username else None)
+            params.setdefault("password", unquote(parts.password) if parts.password else None)
+            params.setdefault("host", parts.hostname)
+            params.setdefault("port", parts.port)
             database = PooledPostgresqlDatabase(
-                unquote(parts.path.lstrip("/")) or "postgres",
+                dbname or unquote(parts.path.lstrip("/")) or "postgres",
                 max_connections=max_connections,
                 timeout=wait_s,
                 stale_timeout=300,  # recycle connections so server restarts heal
-                user=unquote(parts.username) if parts.username else None,
-                password=unquote(parts.password) if parts.password else None,
-                host=parts.hostname,
-                port=parts.port,
                 **params,
             )
         else:
@@ -329,6 +349,11 @@ class AuthDB:
         try:
             with auth_db._session():
                 migrate(database)
+        except peewee.ProgrammingError as exc:
+            auth_db.close()
+            if "invalid dsn" in str(exc):  # libpq refused the URL's options before connecting
+                raise InvalidRequest(f"auth DB URL: {_one_line(exc)}") from exc
+            raise
         except BaseException:
             auth_db.close()
             raise
@@ -359,10 +384,13 @@ class AuthDB:
             with self._db.connection_context():
                 yield
         except (peewee.OperationalError, peewee.InterfaceError, MaxConnectionsExceeded) as exc:
-            # The message of a driver error names host and port, never the password.
-            # libpq's runs over several lines ("\n\tIs the server running on ..."):
-            # one line here, as the CLI's errors and the log lines are.
-            raise AuthDBUnavailable(f"auth DB unavailable: {' '.join(str(exc).split())}") from exc
+            raise AuthDBUnavailable(f"auth DB unavailable: {_one_line(exc)}") from exc
+        except peewee.DatabaseError as exc:
+            if type(exc) is not peewee.DatabaseError:
+                raise  # IntegrityError and the like: answers that callers handle
+            # The driver's plain DatabaseError: the database itself is broken (SQLite:
+            # "database disk image is malformed", a damaged page past the header).
+            raise AuthDBUnavailable(f"auth DB unavailable: {_one_line(exc)}") from exc
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)

@@ -326,6 +326,7 @@ def _project_revoke(args: argparse.Namespace, config: Config, out: _Out, stdin: 
         try:
             auth_db.remove_member(args.project_id, user.id)
         except NotFound:
+            auth_db.get_project(args.project_id)  # raises if that was the reason
             # The auth layer names the user by id; the operator typed an id or an email.
             raise NotFound(f"{user.email} has no role on project {args.project_id}") from None
     out.line(f"removed {user.email} from {args.project_id}")
