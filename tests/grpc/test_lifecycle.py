@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 
 from micforge.api.grpc.gen.micforge.v1 import content_pb2, sessions_pb2
 from micforge.api.grpc.interceptors import CallContext, RpcMetrics
@@ -147,6 +148,43 @@ def test_a_slow_upload_that_keeps_moving_is_not_cancelled(
 
     reply = env.content.PutBlob(slow(), metadata=env.auth(), timeout=10)
     assert reply.size == 6 and reply.created
+
+
+@pytest.mark.parametrize("name", ["v1", "v1alpha"])
+def test_idle_reflection_streams_without_a_token_cannot_hold_every_worker(
+    make_grpc_env: Callable[..., GrpcEnv], name: str
+) -> None:
+    env = make_grpc_env(threads=2, grpc_stall_timeout_ms=400)
+    release = threading.Event()
+    method = f"/grpc.reflection.{name}.ServerReflection/ServerReflectionInfo"
+    reflect = env.channel.stream_stream(
+        method,
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+
+    def idle() -> Iterator[reflection_pb2.ServerReflectionRequest]:
+        yield reflection_pb2.ServerReflectionRequest(list_services="")
+        release.wait(30)  # then quiet, the stream left open
+
+    def one_answer_then_idle() -> object:
+        replies = reflect(idle(), timeout=30)
+        assert next(replies).list_services_response.service
+        return next(replies)  # never comes: the guard ends the call
+
+    try:
+        calls = [_in_thread(one_answer_then_idle) for _ in range(2)]
+        assert _status(env, timeout_s=10) == SERVING  # both workers were held
+        for thread, outcome in calls:
+            thread.join(10)
+            assert outcome == [grpc.StatusCode.CANCELLED]
+        sample = env.services.metrics.registry.get_sample_value(
+            "micforge_grpc_stalled_calls_total", {"method": method}
+        )
+        assert sample == 2
+        assert env.server.guard.watched() == 0
+    finally:
+        release.set()
 
 
 def test_stalled_downloads_are_cancelled(make_grpc_env: Callable[..., GrpcEnv]) -> None:

@@ -36,10 +36,12 @@ def _pool_of(reply: reflection_pb2.ServerReflectionResponse) -> descriptor_pool.
     pool = descriptor_pool.DescriptorPool()
     added: set[str] = set()
     while len(added) < len(files):  # dependencies first, whatever the order sent
+        before = len(added)
         for proto in files:
             if proto.name not in added and set(proto.dependency) <= added:
                 pool.Add(proto)
                 added.add(proto.name)
+        assert len(added) > before, f"a dependency was not sent: {[f.name for f in files]}"
     return pool
 
 

@@ -68,11 +68,12 @@ _UNESCAPED = bytes(b for b in range(0x20, 0x7F) if b != 0x25)
 RETRY_AFTER_KEY = "retry-after"  # seconds, as HTTP's Retry-After
 
 # grpc's own health and reflection services: no token (like /healthz), and no
-# wrapping at all. Health's Watch is "non-blocking" (it parks a callback
+# wrapping but the stall guard's around reflection. Health's Watch is "non-blocking" (it parks a callback
 # instead of a worker thread) only while its handler is grpc's original
 # function; a wrapped Watch would hold one of config.threads workers per
 # watcher for as long as the watcher stays connected.
-_INFRASTRUCTURE_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+_HEALTH_PREFIX = "/grpc.health.v1."
+_INFRASTRUCTURE_PREFIXES = (_HEALTH_PREFIX, "/grpc.reflection.")
 
 
 def _ours(handler: grpc.RpcMethodHandler | None, handler_call_details: Any) -> bool:
@@ -80,6 +81,13 @@ def _ours(handler: grpc.RpcMethodHandler | None, handler_call_details: Any) -> b
     return handler is not None and not handler_call_details.method.startswith(
         _INFRASTRUCTURE_PREFIXES
     )
+
+
+def _watched_for_stalls(handler: grpc.RpcMethodHandler | None, handler_call_details: Any) -> bool:
+    """True for the streams the stall guard watches: ours, and reflection's. Reflection
+    needs no token, so idle reflection streams, opened by anyone, would otherwise hold
+    every worker. Not health's: its Watch parks a callback and holds no worker."""
+    return handler is not None and not handler_call_details.method.startswith(_HEALTH_PREFIX)
 
 
 _BEARER = "bearer "
@@ -341,9 +349,9 @@ def _abort_for(exc: Exception, method: str, context: grpc.ServicerContext) -> No
 
 
 class StallInterceptor(grpc.ServerInterceptor):
-    """Streaming calls are watched by ``guard``, which cancels one once its client
-    stops moving (api/grpc/lifecycle.py): the call ends CANCELLED and the reason
-    goes to the log. ``guard=None``: nothing is watched."""
+    """Streaming calls (ours and reflection's) are watched by ``guard``, which cancels
+    one once its client stops moving (api/grpc/lifecycle.py): the call ends CANCELLED
+    and the reason goes to the log. ``guard=None``: nothing is watched."""
 
     def __init__(self, guard: StallGuard | None) -> None:
         self._guard = guard
@@ -351,7 +359,7 @@ class StallInterceptor(grpc.ServerInterceptor):
     def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
         handler = continuation(handler_call_details)
         guard = self._guard
-        if guard is None or not _ours(handler, handler_call_details):
+        if guard is None or not _watched_for_stalls(handler, handler_call_details):
             return handler
         if not (handler.request_streaming or handler.response_streaming):
             return handler

@@ -14,8 +14,8 @@ by renaming its package), before the default pool, which holds micforge's
 services. Nothing is added to the default pool: a later protobuf module of the
 same file name (a grpcio-reflection that ships ``v1``) must still import.
 
-grpcio-reflection also looks a symbol up only as a type, a service, a field or
-an enum value, so a method's full name (``micforge.v1.ContentService.GetBlob``,
+grpcio-reflection also looks a symbol up only as a type, a service, a field, a
+oneof or an enum value, so a method's full name (``micforge.v1.ContentService.GetBlob``,
 which grpcurl's ``describe`` sends) was not found: here a method's symbol is
 its service's file, as in the other gRPC languages.
 """
