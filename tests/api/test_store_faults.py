@@ -48,6 +48,7 @@ def test_unusable_store_root_is_503_for_writes_and_health(micforge_server_factor
         health = requests.get(server.url + "/healthz", timeout=60)
         error = assert_error(health, 503, "unavailable")
         assert error["checks"] == {"store": "unavailable", "auth_db": "ok"}
+        assert error["message"] == "unavailable: store (the log says why)"
 
         refused = [
             api.post(f"/api/mic/projects/{project}/sessions", json={"goal": "during"}),

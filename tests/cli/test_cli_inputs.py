@@ -72,6 +72,8 @@ def test_a_data_dir_that_cannot_be_made_is_one_line_and_exit_1(
     assert "Traceback" not in result.stderr
     ours = [line for line in result.stderr.splitlines() if line.startswith("micforge:")]
     assert len(ours) == 1 and str(afile) in ours[0], result.stderr
+    if command[0] == "serve":  # it names what it could not make
+        assert ours[0] == f"micforge: cannot create the data dir {afile / 'sub'}: Not a directory"
 
 
 @pytest.mark.parametrize("command", [["user", "list"], ["serve", "--port", "0"]])

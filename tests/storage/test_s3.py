@@ -63,8 +63,11 @@ def test_prefixes_isolate_stores_in_one_bucket(make_s3_store: Callable[..., Any]
 
 def test_missing_bucket_is_a_clear_error(make_s3_store: Callable[..., Any]) -> None:
     store = make_s3_store("no-such-bucket-here")
-    with pytest.raises(StoreError, match="NoSuchBucket"):
+    said = "S3 404 NoSuchBucket: the bucket 'no-such-bucket-here' does not exist"
+    with pytest.raises(StoreError, match=said):
         store.put("k", b"x")
+    with pytest.raises(StoreError, match=said):  # a listing of the whole store names it too
+        store.list("")
 
 
 def test_constructor_validates(s3_credentials: dict[str, str]) -> None:

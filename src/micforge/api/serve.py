@@ -362,7 +362,14 @@ def serve(config: Config, *, services: Any | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     log.info(tune_allocator())  # process-wide, so here and not in the app factories
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        print(
+            f"micforge: cannot create the data dir {config.data_dir}: {error.strerror}",
+            file=sys.stderr,
+        )
+        return 1
     try:
         server = Server(config, services=services)
     except RestBindError as error:  # other errors (a bad store URL...) are main()'s to report

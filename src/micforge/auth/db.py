@@ -153,8 +153,8 @@ _POOL_OPTIONS = frozenset({"max_connections", "timeout", "stale_timeout"})
 def _one_line(error: BaseException) -> str:
     """A driver error's message on one line, for the CLI and the log. It names host
     and port, never the password; libpq's runs over several lines ("...refused\n\t
-    Is the server running on that host...?")."""
-    return " ".join(str(error).split())
+    Is the server running on that host...?"), joined here with "; "."""
+    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
 
 
 def sqlite_file(url: str) -> Path | None:

@@ -528,6 +528,13 @@ class S3Store:
                 status == 404 and code != "NoSuchBucket"
             ):
                 return KeyNotFound(key)
+            if code == "NoSuchBucket":
+                return StoreError(
+                    f"S3 {status} NoSuchBucket: the bucket {self.bucket!r} does not exist"
+                    " (micforge never creates one)"
+                )
+            # A listing of the whole store has the empty key: name the place instead.
+            key = key or f"s3://{self.bucket}/{self.prefix}"
             if code in {"PreconditionFailed", "412"} or status == 412:
                 return PreconditionFailed(f"{key}: precondition failed")
             if code in _TRANSIENT_CODES or status >= 500 or status == 429:

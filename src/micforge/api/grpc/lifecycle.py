@@ -99,7 +99,7 @@ class FollowingHealth(health_pb2_grpc.HealthServicer):
         with self._refreshing:  # compare and publish as one step
             if status != self._status:
                 if failed:
-                    log.warning("grpc health: NOT_SERVING (not answering: %s)", ", ".join(failed))
+                    log.warning("grpc health: NOT_SERVING (unavailable: %s)", ", ".join(failed))
                 elif self._status is not None:
                     log.info("grpc health: SERVING again")
                 self._status = status

@@ -17,7 +17,10 @@ def healthz() -> Response | dict:
     failed = sorted(name for name, status in checks.items() if status != "ok")
     if failed:
         return error_response(
-            503, "unavailable", f"not answering: {', '.join(failed)}", checks=checks
+            503,
+            "unavailable",
+            f"unavailable: {', '.join(failed)} (the log says why)",
+            checks=checks,
         )
     return {"status": "ok", "checks": checks}
 
