@@ -12,7 +12,7 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from micforge.api.grpc.gen.micforge.v1 import content_pb2
+from micforge.api.grpc.gen.micforge.v1 import content_pb2, sessions_pb2
 from micforge.api.rest import create_app
 from micforge.core import blob_hash
 from tests.grpc.conftest import CHUNK_BYTES, PROJECT, GrpcEnv, trailers
@@ -101,3 +101,32 @@ def test_one_token_budget_covers_both_protocols(make_grpc_env, spent_over: str) 
             assert trailers(raised.value)["mic-error-code"] == "rate_limited"
         else:
             assert by_rest() == 429
+
+
+@pytest.mark.parametrize("listing", ["sessions", "log", "tree"])
+def test_every_listing_takes_the_same_page_sizes_on_both(
+    env: GrpcEnv, rest_url: str, listing: str
+) -> None:
+    # docs/api.md: `limit` is 1..1000 everywhere, gRPC's messages included.
+    def by_grpc(limit: int) -> object:
+        if listing == "sessions":
+            request = sessions_pb2.ListSessionsRequest(project=PROJECT, limit=limit)
+            return env.sessions.ListSessions(request, metadata=env.auth())
+        if listing == "log":
+            request = content_pb2.GetLogRequest(project=PROJECT, limit=limit)
+            return env.content.GetLog(request, metadata=env.auth())
+        request = content_pb2.GetTreeRequest(project=PROJECT, limit=limit)
+        return env.content.GetTree(request, metadata=env.auth())
+
+    headers = {"Authorization": f"Bearer {env.tokens['owner']}"}
+    for limit in (1, 1000):
+        by_grpc(limit)
+        got = requests.get(f"{rest_url}/{listing}", params={"limit": limit}, headers=headers)
+        assert got.status_code == 200, got.text
+    for limit in (1001, 10_000):
+        with pytest.raises(grpc.RpcError) as refused:
+            by_grpc(limit)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert refused.value.details() == "limit must be between 1 and 1000"
+        got = requests.get(f"{rest_url}/{listing}", params={"limit": limit}, headers=headers)
+        assert got.status_code == 400 and got.json()["error"]["code"] == "invalid_request"

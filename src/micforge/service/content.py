@@ -19,7 +19,7 @@ from micforge.service.common import (
 from micforge.service.history import History
 
 LOG_LIMIT_MAX = 1000
-TREE_LIMIT_MAX = 10_000
+TREE_LIMIT_MAX = 1000  # as every listing (docs/api.md); REST checks the same bound
 
 
 class ContentService:
