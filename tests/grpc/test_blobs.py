@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import logging
 import random
 import threading
 import time
@@ -257,8 +258,9 @@ def _blob_bytes_in(env: GrpcEnv) -> float:
 # into the store's temp file. Either must vanish when the client cancels.
 @pytest.mark.parametrize("announce_size", [False, True], ids=["spooled", "streamed"])
 def test_client_cancelling_an_upload_stores_nothing_and_leaks_nothing(
-    make_grpc_env, announce_size: bool
+    make_grpc_env, announce_size: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="micforge.grpc")
     # Above the service's in-memory spool size, so a leak would be an open temp file.
     env = make_grpc_env(blob_max_bytes=64 * 1024 * 1024)
     env.put_blob(b"warm up the channel")
@@ -275,6 +277,7 @@ def test_client_cancelling_an_upload_stores_nothing_and_leaks_nothing(
     assert future.cancelled()
     # The server-side call has finished (its thread is free again).
     assert wait_for(lambda: env.rpc_failures("/micforge.v1.ContentService/PutBlob") == 1)
+    _assert_logged_with_its_peer(caplog, "PutBlob")
     assert env.stored_blob_keys() == blobs_before  # only the warm-up blob
     assert wait_for(lambda: (gc.collect(), open_fd_count())[1] <= fds_before), (
         f"{open_fd_count()} fds open, {fds_before} before the upload"
@@ -310,8 +313,9 @@ def test_client_cancelling_a_download_releases_the_store_reader(make_grpc_env) -
 
 
 def test_an_upload_past_its_deadline_ends_on_the_server_and_stores_nothing(
-    env: GrpcEnv,
+    env: GrpcEnv, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="micforge.grpc")
     upload = _StallingUpload(200_000)
     try:
         with pytest.raises(grpc.RpcError) as raised:
@@ -323,9 +327,28 @@ def test_an_upload_past_its_deadline_ends_on_the_server_and_stores_nothing(
     # client's own deadline timer fired first and reset the stream).
     assert wait_for(lambda: env.rpc_failures("/micforge.v1.ContentService/PutBlob") == 1)
     assert env.stored_blob_keys() == []
+    _assert_logged_with_its_peer(caplog, "PutBlob")
 
 
-def test_a_download_past_its_deadline_stops_on_the_server(make_grpc_env) -> None:
+def _assert_logged_with_its_peer(caplog: pytest.LogCaptureFixture, method: str) -> None:
+    # The call ended before its log line: the peer is the one it had, not grpc's "".
+    # (The line follows the metric the caller waited for: wait for it too.)
+    def ended() -> list[str]:
+        lines = [r.getMessage() for r in caplog.records if r.name == "micforge.grpc"]
+        return [
+            line
+            for line in lines
+            if f"{method} DEADLINE_EXCEEDED" in line or f"{method} CANCELLED" in line
+        ]
+
+    assert wait_for(lambda: len(ended()) == 1), ended()
+    assert "peer=ipv4:127.0.0.1:" in ended()[0], ended()
+
+
+def test_a_download_past_its_deadline_stops_on_the_server(
+    make_grpc_env, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="micforge.grpc")
     env = make_grpc_env(blob_max_bytes=64 * 1024 * 1024, grpc_chunk_bytes=64 * 1024)
     data = _bytes(12 * 1024 * 1024)
     put = env.put_blob(data, piece_bytes=1024 * 1024)
@@ -346,4 +369,5 @@ def test_a_download_past_its_deadline_stops_on_the_server(make_grpc_env) -> None
     # Finished on the server (as DEADLINE_EXCEEDED, or CANCELLED when the
     # client's own deadline timer fired first and reset the stream).
     assert wait_for(lambda: env.rpc_failures("/micforge.v1.ContentService/GetBlob") == 1)
+    _assert_logged_with_its_peer(caplog, "GetBlob")
     assert wait_for(lambda: (gc.collect(), open_fd_count())[1] <= fds_before)

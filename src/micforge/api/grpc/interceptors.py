@@ -248,7 +248,7 @@ class LoggingInterceptor(grpc.ServerInterceptor):
             code.name,
             elapsed_s * 1000,
             call.user_id or "-",
-            call.peer(),
+            call.peer_address,
         )
 
 
@@ -262,6 +262,8 @@ class LoggedCall:
     def __init__(self, context: grpc.ServicerContext) -> None:
         self._context = context
         self.user_id: str | None = None
+        # Read now: once a call is cancelled or past its deadline, grpc's peer() is "".
+        self.peer_address: str = context.peer()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._context, name)
