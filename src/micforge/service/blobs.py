@@ -23,6 +23,7 @@ from micforge.core import BlobHasher, blob_hash
 from micforge.errors import Corrupt, InvalidRequest, NotFound, TooLarge
 from micforge.service.common import Authorizer
 from micforge.service.rawframe import RawFrameWriter, raw_frame
+from micforge.service.readahead import ReadAhead
 from micforge.storage import KeyNotFound, PreconditionFailed, Store, keys
 from micforge.storage.base import ObjectWriter
 
@@ -33,6 +34,9 @@ HEADER_BYTES = _HEADER.size  # 48
 # Blobs up to this size are verified in full before the first byte is sent.
 VERIFY_BEFORE_SERVING_BYTES = 8 * 1024 * 1024
 _SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
+# Chunks of a streamed (large) blob read ahead of the sender: 1 MiB at the default
+# 256 KiB chunks. 2 and 8 measured the same as 4.
+READ_AHEAD_CHUNKS = 4
 _RAW_READ_BYTES = 1024 * 1024
 # How each blob is encoded is decided from a sample of its first chunk (zstd at
 # level 1 over it: ~5 us on random bytes, ~30 us on text):
@@ -248,7 +252,10 @@ class BlobService:
             if blob_hash(content) != digest:
                 raise Corrupt(f"blob {hash_hex} failed its integrity check")
             return size_bytes, _slices(content, chunk_bytes)
-        return size_bytes, self._stream_verified(reader, size_bytes, digest, chunk_bytes)
+        # Read, decoded and verified a few chunks ahead on a helper thread, while the
+        # caller sends (service/readahead.py).
+        chunks = self._stream_verified(reader, size_bytes, digest, chunk_bytes)
+        return size_bytes, ReadAhead(chunks, depth=READ_AHEAD_CHUNKS)
 
     def _decompress_all(self, reader: BinaryIO, size_bytes: int) -> bytes:
         try:
