@@ -113,3 +113,30 @@ def test_dropping_it_without_close_closes_the_source() -> None:
 def test_depth_must_be_positive() -> None:
     with pytest.raises(ValueError):
         ReadAhead(iter([b"x"]), depth=0)
+
+
+def test_a_close_whose_wake_up_was_missed_still_stops_the_helper() -> None:
+    # A close() run by a garbage collection on the helper's own thread, between its
+    # check and its wait, notifies nobody (found in review by forcing that collection):
+    # the helper's timed wait must still see `closed`.
+    source = Source(100)
+    ahead = ReadAhead(iter(source), depth=1)
+    shared = ahead._shared
+    assert wait_for(lambda: shared.producer_waiting)
+    with shared.lock:
+        shared.closed = True  # no notify: the missed wake-up
+    assert source.closed.wait(5)
+
+
+def test_no_thread_for_the_helper_closes_the_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    class NoThreads(threading.Thread):
+        def start(self) -> None:
+            raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr("micforge.service.readahead.threading.Thread", NoThreads)
+    source = Source(10)
+    chunks = iter(source)
+    next(chunks)  # started: its finally runs on close
+    with pytest.raises(RuntimeError, match="new thread"):
+        ReadAhead(chunks, depth=2)
+    assert source.closed.is_set()

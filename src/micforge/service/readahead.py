@@ -11,9 +11,10 @@ the caller sends the current one overlaps the two: GetBlob of 256 MiB took
 The helper runs at most ``depth`` chunks ahead, so memory stays bounded. The
 source's own error (a blob that fails verification at its end) reaches the
 caller after every chunk produced before it, as it would without the helper.
-``close()`` (or dropping the iterator) stops the helper: it closes the source
-on its own thread (a generator may only be closed by the thread that runs it)
-once the chunk it is reading, if any, is read.
+``close()`` (or dropping the iterator) stops the helper without waiting for
+it: the helper closes the source on its own thread (a generator may only be
+closed by the thread that runs it) once the chunk it is reading, if any, is
+read; a slow store read delays that by as long as the read takes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import collections
 import contextlib
 import threading
 from collections.abc import Iterator
+
+# How often a helper waiting for room looks at `closed` again (see produce).
+_PRODUCER_RECHECK_S = 1.0
 
 
 class _Shared:
@@ -46,7 +50,10 @@ class _Shared:
                 with self.lock:
                     while len(self.ready) >= self.depth and not self.closed:
                         self.producer_waiting = True
-                        self.lock.wait()
+                        # With a timeout: a close() can come in on this very thread, from a
+                        # garbage collection run between the check above and the wait (the
+                        # lock is re-entrant), and its notify would find no waiter yet.
+                        self.lock.wait(_PRODUCER_RECHECK_S)
                         self.producer_waiting = False
                     if self.closed:
                         return
@@ -82,9 +89,17 @@ class ReadAhead:
         if depth < 1:
             raise ValueError("read-ahead depth must be at least 1")
         self._shared = _Shared(depth)
-        threading.Thread(
-            target=self._shared.produce, args=(source,), name="micforge-read-ahead", daemon=True
-        ).start()
+        try:
+            threading.Thread(
+                target=self._shared.produce, args=(source,), name="micforge-read-ahead", daemon=True
+            ).start()
+        except BaseException:
+            # No thread (RuntimeError: can't start new thread): close the source here,
+            # so that its store reader is released now rather than when it is collected.
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+            raise
 
     def __iter__(self) -> ReadAhead:
         return self
