@@ -392,7 +392,13 @@ def serve(config: Config, *, services: Any | None = None) -> int:
         # wait() with a timeout so the signal handler gets to run promptly.
         while not stop_requested.wait(0.5):
             pass
-        server.stop()
+        try:
+            server.stop()
+        except OSError:
+            # main() prints only the message; the log keeps where it came from. (Seen
+            # once in CI under load, as "Bad file descriptor", not reproduced since.)
+            log.exception("shutdown failed")
+            raise
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
