@@ -11,8 +11,20 @@ from typing import TypeVar
 
 from micforge.auth import Role, User
 from micforge.core import hlc_unpack
+from micforge.errors import InvalidRequest
 
 T = TypeVar("T")
+
+# Largest page any listing returns (sessions, log, tree), on every transport: API.md's
+# `limit` is 1..1000 everywhere. REST's query check and OpenAPI document use it too.
+PAGE_LIMIT_MAX = 1000
+
+
+def check_page_limit(limit: object) -> None:
+    """InvalidRequest unless ``limit`` is an int in 1..PAGE_LIMIT_MAX."""
+    if not isinstance(limit, int) or not 1 <= limit <= PAGE_LIMIT_MAX:
+        raise InvalidRequest(f"limit must be between 1 and {PAGE_LIMIT_MAX}")
+
 
 MODE_NAMES = {0: "file", 1: "exec", 2: "symlink"}
 MODE_VALUES = {v: k for k, v in MODE_NAMES.items()}

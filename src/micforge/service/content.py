@@ -11,15 +11,13 @@ from micforge.service.blobs import BlobService
 from micforge.service.common import (
     MODE_NAMES,
     Authorizer,
+    check_page_limit,
     decode_cursor_text,
     encode_cursor_text,
     rfc3339,
     rfc3339_from_hlc,
 )
 from micforge.service.history import History
-
-LOG_LIMIT_MAX = 1000
-TREE_LIMIT_MAX = 1000  # as every listing (docs/api.md); REST checks the same bound
 
 
 class ContentService:
@@ -77,8 +75,7 @@ class ContentService:
     ) -> dict:
         self._authz.require(user, project, Role.READ)
         prefix = validate.path_prefix(prefix)
-        if not isinstance(limit, int) or not 1 <= limit <= TREE_LIMIT_MAX:
-            raise InvalidRequest(f"limit must be between 1 and {TREE_LIMIT_MAX}")
+        check_page_limit(limit)
         start_after = None
         if cursor:
             # A cursor pins the snapshot its first page read: following pages
@@ -134,8 +131,7 @@ class ContentService:
     ) -> dict:
         """Landings newest first, starting at ``from_position`` inclusive (default: the tip)."""
         self._authz.require(user, project, Role.READ)
-        if not isinstance(limit, int) or not 1 <= limit <= LOG_LIMIT_MAX:
-            raise InvalidRequest(f"limit must be between 1 and {LOG_LIMIT_MAX}")
+        check_page_limit(limit)
         tip = self._history.tip(project)
         start = tip if from_position is None else from_position
         if not isinstance(start, int) or start < 0:

@@ -43,11 +43,13 @@ from micforge.service.blobs import BlobService
 from micforge.service.common import (
     MODE_NAMES,
     MODE_VALUES,
+    PAGE_LIMIT_MAX,
     ROLE_NAMES,
     ROLE_VALUES,
     STATE_NAMES,
     STATE_VALUES,
     Authorizer,
+    check_page_limit,
     decode_cursor_text,
     encode_cursor_text,
     rfc3339_from_hlc,
@@ -61,7 +63,6 @@ SESSION_CAS_ATTEMPTS = 64
 # this many encoded bytes in all (a session larger than 1/8 of it is not kept).
 SESSION_CACHE_ENTRIES = 1024
 SESSION_CACHE_BYTES = 64 * 1024 * 1024
-LIST_LIMIT_MAX = 1000
 # A filtered listing reads at most this many session objects per page, then hands back a cursor.
 LIST_SCAN_MAX = 2000
 # A filtered listing lists this many keys at a time (at least limit + 1). Any listing
@@ -317,8 +318,7 @@ class SessionService:
         self._authz.require(user, project, Role.READ)
         if state is not None and state not in STATE_VALUES:
             raise InvalidRequest(f"state must be one of {sorted(STATE_VALUES)}")
-        if not isinstance(limit, int) or not 1 <= limit <= LIST_LIMIT_MAX:
-            raise InvalidRequest(f"limit must be between 1 and {LIST_LIMIT_MAX}")
+        check_page_limit(limit)
         prefix = keys.sessions_prefix(project)
         # The key after which the next page starts: past every session this one looked at,
         # except a match it found beyond the limit (that one proves there is a next page).
@@ -331,7 +331,7 @@ class SessionService:
         page_keys = limit + 1 if wanted is None else max(limit + 1, LIST_FILTERED_PAGE)
         while True:
             page = self._store.list(
-                prefix, start_after=resume_after, limit=min(LIST_LIMIT_MAX, page_keys)
+                prefix, start_after=resume_after, limit=min(PAGE_LIMIT_MAX, page_keys)
             )
             if not page:
                 return found, None

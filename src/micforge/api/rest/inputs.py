@@ -15,10 +15,11 @@ from urllib.parse import unquote_to_bytes
 from flask import current_app, request
 
 from micforge.errors import InvalidRequest, TooLarge
+from micforge.service.common import PAGE_LIMIT_MAX
 
 READ_CHUNK_BYTES = 64 * 1024
 POSITION_MAX = 2**63 - 1  # positions are unsigned 64-bit on disk; keep clear of the sign bit
-LIMIT_MAX = 1000  # largest page size any listing accepts
+LIMIT_MAX = PAGE_LIMIT_MAX  # largest page size any listing accepts (the services' bound)
 
 
 def _limits():
