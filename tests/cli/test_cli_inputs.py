@@ -175,6 +175,7 @@ def test_user_create_makes_the_auth_db_the_other_commands_need(tmp_path: Path) -
         # The query's host wins over the URL's, as in libpq: a socket directory here.
         ("?host=/nonexistent-socket-dir", "auth DB unavailable: "),
         ("?dbname=other&port=2", "auth DB unavailable: "),
+        ("?dbname=other&database=another&port=2", "auth DB unavailable: "),
     ],
 )
 def test_a_postgres_url_with_query_options_is_one_line(

@@ -288,11 +288,10 @@ class AuthDB:
         """
         if not isinstance(url, str):
             raise InvalidRequest("auth DB URL must be a string")
-        sqlite_path: Path | None = None
         database: peewee.Database
         wait_s = max(busy_timeout_ms, 1000) / 1000
-        if url.startswith("sqlite:///"):
-            sqlite_path = _sqlite_path(url)
+        sqlite_path = sqlite_file(url)
+        if sqlite_path is not None:
             sqlite_path.parent.mkdir(parents=True, exist_ok=True)
             _ensure_wal(sqlite_path, busy_timeout_ms)
             database = PooledSqliteDatabase(
@@ -321,7 +320,9 @@ class AuthDB:
             params.setdefault("connect_timeout", connect_timeout_s)
             # As in libpq, the query may give what the URL's parts give, and wins
             # (?host=/run/postgresql: a Unix socket directory, for a URL without a host).
-            dbname = params.pop("dbname", None) or params.pop("database", None)
+            # (Both popped: either left in params would clash with the name passed below.)
+            dbname, database_alias = params.pop("dbname", None), params.pop("database", None)
+            dbname = dbname or database_alias
             params.setdefault("user", unquote(parts.username) if parts.username else None)
             params.setdefault("password", unquote(parts.password) if parts.password else None)
             params.setdefault("host", parts.hostname)
