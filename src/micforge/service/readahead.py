@@ -6,7 +6,7 @@ the next chunk is not read until the previous one is on its way, so reading and
 sending add up. Most of the reading work releases the GIL (file or socket
 reads, zstd, BLAKE3), so a helper thread that produces the next chunks while
 the caller sends the current one overlaps the two: GetBlob of 256 MiB took
-~17% less time (docs/benchmarks.md, gRPC).
+13-17% less time in A/B runs (docs/benchmarks.md, gRPC).
 
 The helper runs at most ``depth`` chunks ahead, so memory stays bounded. The
 source's own error (a blob that fails verification at its end) reaches the

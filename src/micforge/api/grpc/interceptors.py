@@ -68,10 +68,10 @@ _UNESCAPED = bytes(b for b in range(0x20, 0x7F) if b != 0x25)
 RETRY_AFTER_KEY = "retry-after"  # seconds, as HTTP's Retry-After
 
 # grpc's own health and reflection services: no token (like /healthz), and no
-# wrapping but the stall guard's around reflection. Health's Watch is "non-blocking" (it parks a callback
-# instead of a worker thread) only while its handler is grpc's original
-# function; a wrapped Watch would hold one of config.threads workers per
-# watcher for as long as the watcher stays connected.
+# wrapping but the stall guard's around reflection. Health's Watch is
+# "non-blocking" (it parks a callback instead of a worker thread) only while its
+# handler is grpc's original function; a wrapped Watch would hold one of
+# config.threads workers per watcher for as long as the watcher stays connected.
 _HEALTH_PREFIX = "/grpc.health.v1."
 _INFRASTRUCTURE_PREFIXES = (_HEALTH_PREFIX, "/grpc.reflection.")
 
