@@ -73,6 +73,10 @@ def test_user_project_session_blobs_operations_land(micforge_server):
     assert [e["path"] for e in only_bin["entries"]] == ["bin/hi"]
     file = api.get(f"/api/mic/projects/{project}/files/bin/hi")
     assert file.status_code == 200 and file.content == b"#!/bin/sh\necho hi\n"
+    file_head = api.head(f"/api/mic/projects/{project}/files/bin/hi")
+    assert file_head.status_code == 200 and file_head.content == b""
+    assert file_head.headers["Content-Length"] == "18"
+    assert api.head(f"/api/mic/projects/{project}/files/bin/nope").status_code == 404
     log = api.get(f"/api/mic/projects/{project}/log").json()
     assert log["next"] is None
     assert [(e["position"], e["session_id"], e["goal"], e["owner"]) for e in log["landings"]] == [

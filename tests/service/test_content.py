@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from micforge.errors import InvalidRequest, NotFound
+from micforge.errors import Corrupt, InvalidRequest, NotFound
+from micforge.service.blobs import HEADER_BYTES
+from micforge.storage import keys
 
 from .conftest import World
 
@@ -61,6 +63,32 @@ def test_file_at_positions(world: World) -> None:
         c.file(w.reader, w.project, "nope.txt")
     with pytest.raises(InvalidRequest):
         c.file(w.reader, w.project, "a/../f.txt")
+
+
+def test_file_size_answers_from_the_header_without_reading_the_content(make_world) -> None:
+    w = make_world(cache_ram_bytes=0)  # read through to the tampered store
+    c = w.services.content
+    _land(w, {"f.txt": b"v1"})
+    _land(w, {"f.txt": b"version two"})
+    assert c.file_size(w.reader, w.project, "f.txt") == len(b"version two")
+    assert c.file_size(w.reader, w.project, "f.txt", at=1) == 2
+    with pytest.raises(NotFound):
+        c.file_size(w.reader, w.project, "f.txt", at=0)
+    with pytest.raises(NotFound):
+        c.file_size(w.reader, w.project, "nope.txt")
+    with pytest.raises(InvalidRequest):
+        c.file_size(w.reader, w.project, "a/../f.txt")
+    with pytest.raises(NotFound):  # no read role: the project is not there for them
+        c.file_size(w.stranger, w.project, "f.txt")
+    # The content past the header is not read: a blob whose body was replaced
+    # still answers its size, where reading it fails its integrity check.
+    key = keys.blob(w.project, w.blob(b"version two"))
+    stored, _ = w.store.get(key)
+    w.store.delete(key)
+    w.store.put(key, stored[:HEADER_BYTES] + b"\x00" * (len(stored) - HEADER_BYTES))
+    assert c.file_size(w.reader, w.project, "f.txt") == len(b"version two")
+    with pytest.raises(Corrupt):
+        b"".join(c.file(w.reader, w.project, "f.txt")[1])
 
 
 def test_log_newest_first_with_pages(world: World) -> None:

@@ -118,13 +118,24 @@ class ContentService:
     def file(
         self, user: User, project: str, path: str, at: int | None = None
     ) -> tuple[int, Iterator[bytes]]:
+        """The size and content of the file at ``path`` (at position ``at``, default the tip)."""
+        blob_hex = self._file_blob(user, project, path, at)
+        return self._blobs.open_unchecked(project, blob_hex)
+
+    def file_size(self, user: User, project: str, path: str, at: int | None = None) -> int:
+        """What ``file`` would answer for the size, from the blob's header alone: the
+        content is neither read nor verified (a HEAD request)."""
+        blob_hex = self._file_blob(user, project, path, at)
+        return self._blobs.size_of(project, blob_hex)
+
+    def _file_blob(self, user: User, project: str, path: str, at: int | None) -> str:
         self._authz.require(user, project, Role.READ)
         path = validate.path(path)
         _, root = self._resolve_at(project, at)
         entry = self._history.tree(project).lookup(root, path)
         if entry is None:
             raise NotFound(f"no file at {path!r}")
-        return self._blobs.open_unchecked(project, entry.blob_hash.hex())
+        return entry.blob_hash.hex()
 
     def log(
         self, user: User, project: str, from_position: int | None = None, limit: int = 50

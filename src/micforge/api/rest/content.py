@@ -96,9 +96,11 @@ def tree(project: str) -> dict:
 def file(project: str, path: str) -> Response:
     project = validate.project_id(project)
     path = validate.path(path)
-    size_bytes, chunks = _state().services.content.file(
-        current_user(), project, path, at=query_int("at")
-    )
+    content = _state().services.content
+    at = query_int("at")
+    if request.method == "HEAD":  # the size from the blob's header; the content is not read
+        return _stream(content.file_size(current_user(), project, path, at=at), iter(()))
+    size_bytes, chunks = content.file(current_user(), project, path, at=at)
     return _stream(size_bytes, chunks)
 
 
