@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from datetime import timedelta
 
@@ -368,6 +370,37 @@ def test_sqlite_and_postgres_instances_coexist(tmp_path, postgres_url: str) -> N
         _, secret = lite.create_token(lite_user.id, "laptop")
         with pytest.raises(Unauthorized):
             pg.verify_token(secret)
+
+
+def _socket_options(auth_db: AuthDB) -> tuple[int, int, int, int, int]:
+    """The TCP options the kernel holds for one of ``auth_db``'s pooled connections."""
+    with auth_db._session():
+        raw = socket.socket(fileno=os.dup(auth_db._db.connection().fileno()))
+    with raw:
+        return (
+            raw.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+            raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+            raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+            raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+            raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
+        )
+
+
+def test_postgres_connections_notice_a_vanished_host_in_a_minute(postgres_url: str) -> None:
+    # Linux's own defaults would take hours (keepalive) or ~15 min (retransmission).
+    from micforge.auth import ScryptParams
+    from micforge.auth.db import PG_TCP_DEFAULTS
+
+    cheap = ScryptParams(n=16)
+    assert "@127.0.0.1:" in postgres_url  # TCP, where the options apply
+    assert PG_TCP_DEFAULTS["tcp_user_timeout"] == 30_000
+    with AuthDB.open(postgres_url, scrypt_params=cheap) as pg:
+        assert _socket_options(pg) == (1, 30, 10, 3, 30_000)
+    # The URL's own options win.
+    with AuthDB.open(
+        f"{postgres_url}?keepalives_idle=7&tcp_user_timeout=9000", scrypt_params=cheap
+    ) as pg:
+        assert _socket_options(pg) == (1, 7, 10, 3, 9000)
 
 
 @pytest.mark.parametrize("bad", ["u_\x00", "x" * 1000, "", 7, None])

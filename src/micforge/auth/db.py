@@ -149,6 +149,22 @@ def _sqlite_path(url: str) -> Path:
 # Options of the connection pool, not of the connection: not taken from a URL's query.
 _POOL_OPTIONS = frozenset({"max_connections", "timeout", "stale_timeout"})
 
+# libpq connection options set unless the URL's query gives its own: without them
+# a PostgreSQL host that vanishes (a partition, a dead machine: packets dropped,
+# nothing answered) is noticed by Linux's defaults only after ~2 hours (keepalive)
+# or ~15 minutes (retransmission), while requests wait on its pooled connections.
+# With them, an idle connection to it is declared dead after 30 + 3 x 10 s, and a
+# query whose bytes go unacknowledged for 30 s fails (503). They do nothing for a
+# host that still acknowledges but does not answer (docs/auth.md), nor for Unix
+# sockets.
+PG_TCP_DEFAULTS: dict[str, int] = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
+
 
 def _one_line(error: BaseException) -> str:
     """A driver error's message on one line, for the CLI and the log. It names host
@@ -318,6 +334,8 @@ class AuthDB:
                     f"auth DB URL option {pool_options[0]!r} is not a connection option"
                 )
             params.setdefault("connect_timeout", connect_timeout_s)
+            for option, value in PG_TCP_DEFAULTS.items():
+                params.setdefault(option, value)
             # As in libpq, the query may give what the URL's parts give, and wins
             # (?host=/run/postgresql: a Unix socket directory, for a URL without a host).
             # (Both popped: either left in params would clash with the name passed below.)
