@@ -382,11 +382,15 @@ class SessionService:
             _require_owner(rec, user, role)
             if rec.state == STATE_ABANDONED:
                 return None
-            if rec.state == STATE_LANDED or self._history.own_landing(
-                project, rec.id, rec.attempt_position
-            ):
+            if rec.state == STATE_LANDED:
                 raise InvalidState("session has landed; it cannot be abandoned")
-            return dataclasses.replace(rec, state=STATE_ABANDONED, updated_at=self._hlc.now())
+            # As for a change: refused while a landing attempt may still commit (its
+            # lander would then mark the session landed over the abandon, and both
+            # calls would have answered 200), and once that attempt is our record.
+            attempt = self._resolve_attempt(project, rec, doing="abandoned")
+            return dataclasses.replace(
+                rec, state=STATE_ABANDONED, attempt_position=attempt, updated_at=self._hlc.now()
+            )
 
         return session_view(project, self._sessions.update(project, sid, change))
 
@@ -400,7 +404,7 @@ class SessionService:
             _require_owner(rec, user, role)
             if rec.state in (STATE_LANDED, STATE_ABANDONED):
                 raise InvalidState(f"the session is {STATE_NAMES[rec.state]}: it cannot be rebased")
-            attempt = self._resolve_attempt(project, rec)
+            attempt = self._resolve_attempt(project, rec, doing="rebased")
             return dataclasses.replace(
                 rec,
                 state=STATE_OPEN,
@@ -551,10 +555,11 @@ class SessionService:
         if rec.state != STATE_OPEN:
             raise InvalidState(f"session is {STATE_NAMES[rec.state]}, not open")
 
-    def _resolve_attempt(self, project: str, rec: SessionRecord) -> int:
+    def _resolve_attempt(self, project: str, rec: SessionRecord, doing: str = "changed") -> int:
         """The attempt position to keep when the session changes: 0 once a recorded landing
         attempt is known to have lost its position. A change while an attempt may still
-        commit is refused, so a landing never misses an operation recorded after it began."""
+        commit is refused, so a landing never misses an operation recorded after it began,
+        nor lands a session abandoned after it began."""
         if rec.attempt_position == 0:
             return 0
         record = self._history.find(project, rec.attempt_position)
@@ -563,7 +568,7 @@ class SessionService:
                 "a landing of this session is in progress; retry when it has finished"
             )
         if record.session_id == rec.id:
-            raise InvalidState("session has landed")
+            raise InvalidState(f"session has landed; it cannot be {doing}")
         return 0
 
 
