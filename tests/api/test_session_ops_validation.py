@@ -123,6 +123,32 @@ def test_a_write_still_takes_mode_and_null_mode_is_file(api) -> None:
     assert "blob_hash" in error["message"]
 
 
+@pytest.mark.parametrize(
+    "single",
+    [
+        {"op": "delete", "path": "x"},
+        {"path": "x"},
+        {"op": "write"},
+        {"blob_hash": "ab" * 32},
+        {"mode": "exec"},
+    ],
+)
+def test_a_body_with_a_batch_and_a_single_operation_is_400_and_records_nothing(
+    api, single: dict
+) -> None:
+    # Either would be dropped silently: the batch (before, the single op was).
+    project = create_project(api)
+    sid = start_session(api, project)["id"]
+    body = {"operations": [{"op": "delete", "path": "d1"}], **single}
+    error = assert_error(api.post(_ops_url(project, sid), json=body), 400, "invalid_request")
+    assert "not both" in error["message"] and repr(next(iter(single))) in error["message"]
+    assert _session(api, project, sid)["operations"] == []
+    # Null single fields are absent ones (as everywhere in an operation).
+    nulls = {"operations": [{"op": "delete", "path": "d1"}], "op": None, "path": None}
+    assert api.post(_ops_url(project, sid), json=nulls).status_code == 200
+    assert [op["path"] for op in _session(api, project, sid)["operations"]] == ["d1"]
+
+
 # -- errors name the operation ------------------------------------------------------------------
 
 

@@ -73,6 +73,10 @@ def get(project: str, sid: str) -> dict:
     return _state().services.sessions.get(current_user(), project, sid)
 
 
+# The fields of a single operation's body (API.md), refused next to "operations".
+_SINGLE_OPERATION_FIELDS = ("op", "path", "blob_hash", "mode")
+
+
 @bp.post("/<sid>/operations")
 def record_operations(project: str, sid: str) -> dict:
     project, sid = _ids(project, sid)
@@ -83,6 +87,12 @@ def record_operations(project: str, sid: str) -> dict:
         ops: list | dict = field(body, "operations", list)
         if not ops:
             raise InvalidRequest("operations must not be empty")
+        single = sorted(k for k in _SINGLE_OPERATION_FIELDS if body.get(k) is not None)
+        if single:  # one of the two would be dropped silently
+            raise InvalidRequest(
+                f"a body is one operation or a batch under 'operations', not both"
+                f" (it also has {', '.join(repr(k) for k in single)})"
+            )
     else:
         ops = body
     return _state().services.sessions.record_operations(current_user(), project, sid, ops)
