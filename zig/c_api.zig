@@ -602,18 +602,22 @@ fn treeCeilings(handle: ?*TreeHandle, root: ?*const [32]u8, keys: ?[*]const u8, 
 }
 
 pub export fn mic_tree_diff(handle: ?*TreeHandle, old_root: ?*const [32]u8, new_root: ?*const [32]u8, changes_out: ?*Bytes, nodes_read_out: ?*u64) i32 {
-    return treeToC(treeDiff(handle, old_root, new_root, changes_out, nodes_read_out));
+    return treeToC(treeDiff(handle, old_root, new_root, 0, changes_out, nodes_read_out, null));
 }
-fn treeDiff(handle: ?*TreeHandle, old_root: ?*const [32]u8, new_root: ?*const [32]u8, changes_out: ?*Bytes, nodes_read_out: ?*u64) TreeCallError!void {
+pub export fn mic_tree_diff_bounded(handle: ?*TreeHandle, old_root: ?*const [32]u8, new_root: ?*const [32]u8, max_changes: u64, changes_out: ?*Bytes, nodes_read_out: ?*u64, truncated_out: ?*u8) i32 {
+    return treeToC(treeDiff(handle, old_root, new_root, max_changes, changes_out, nodes_read_out, truncated_out));
+}
+fn treeDiff(handle: ?*TreeHandle, old_root: ?*const [32]u8, new_root: ?*const [32]u8, max_changes: u64, changes_out: ?*Bytes, nodes_read_out: ?*u64, truncated_out: ?*u8) TreeCallError!void {
     const h = handle orelse return error.InvalidHandle;
     const a = old_root orelse return error.InvalidArgument;
     const b = new_root orelse return error.InvalidArgument;
     const out = changes_out orelse return error.InvalidArgument;
     var changes: std.ArrayList(u8) = .empty;
     defer changes.deinit(allocator);
-    const loads = try h.tree.diff(a.*, b.*, &changes);
-    if (nodes_read_out) |n| n.* = loads;
+    const stats = try h.tree.diff(a.*, b.*, &changes, max_changes);
     try treeBytesOut(&changes, out);
+    if (nodes_read_out) |n| n.* = stats.loads;
+    if (truncated_out) |t| t.* = @intFromBool(stats.truncated);
 }
 
 pub export fn mic_tree_stats(handle: ?*TreeHandle, root: ?*const [32]u8, count_out: ?*u64, size_bytes_out: ?*u64) i32 {
@@ -738,6 +742,23 @@ test "tree C ABI: build, apply, lookup, list, diff, stats and error statuses" {
     try std.testing.expectEqual(@as(i32, 0), mic_tree_diff(handle, &root, &new_root, &nodes, &reads));
     try std.testing.expectEqual(@as(u8, tree.change_deleted), nodes.ptr.?[0]);
     try std.testing.expectEqual(@as(u64, 1 + 2 + 6 + 82), nodes.len);
+    _ = mic_bytes_free(&nodes);
+    // Bounded: one change exists, so a bound of 1 holds it all and a bound of 0 means none.
+    var truncated: u8 = 9;
+    for ([_]u64{ 0, 1, 2 }) |max| {
+        truncated = 9;
+        try std.testing.expectEqual(@as(i32, 0), mic_tree_diff_bounded(handle, &root, &new_root, max, &nodes, null, &truncated));
+        try std.testing.expectEqual(@as(u8, 0), truncated);
+        try std.testing.expectEqual(@as(u64, 1 + 2 + 6 + 82), nodes.len);
+        _ = mic_bytes_free(&nodes);
+    }
+    // Diffed against the empty tree, every entry is a change: a bound below their count stops.
+    const empty_tree: [32]u8 = tree.Tree.emptyHash();
+    try std.testing.expectEqual(@as(i32, 0), mic_tree_diff_bounded(handle, &empty_tree, &new_root, 2, &nodes, null, &truncated));
+    try std.testing.expectEqual(@as(u8, 1), truncated);
+    try std.testing.expectEqual(@as(u64, 2 * (1 + 2 + 6 + 82)), nodes.len);
+    _ = mic_bytes_free(&nodes);
+    try std.testing.expectEqual(@as(i32, 0), mic_tree_diff_bounded(handle, &empty_tree, &new_root, 2, &nodes, null, null));
     _ = mic_bytes_free(&nodes);
 
     // Ceilings: of a stored key, of a key between two, of a key above all.

@@ -191,13 +191,20 @@ pub const Tree = struct {
         return count;
     }
 
-    /// Appends change records turning `old_root` into `new_root`, in path order.
-    /// Returns how many nodes were loaded (the cost, for tests and benchmarks).
-    pub fn diff(tree: *const Tree, old_root: Hash, new_root: Hash, out: *std.ArrayList(u8)) Error!u64 {
-        if (std.mem.eql(u8, &old_root, &new_root)) return 0;
+    /// What `diff` did: how many nodes it loaded (the cost, for tests and
+    /// benchmarks), and whether it stopped at `max_changes` with more to come.
+    pub const DiffStats = struct { loads: u64, truncated: bool };
+
+    /// Appends change records turning `old_root` into `new_root`, in path order:
+    /// all of them, or (`max_changes` > 0) at most `max_changes`, stopping with
+    /// `truncated` set as soon as one more exists. A caller that refuses a diff
+    /// over its bound so never holds more than the bound's worth of changes.
+    pub fn diff(tree: *const Tree, old_root: Hash, new_root: Hash, out: *std.ArrayList(u8), max_changes: u64) Error!DiffStats {
+        if (std.mem.eql(u8, &old_root, &new_root)) return .{ .loads = 0, .truncated = false };
         var arena_state = std.heap.ArenaAllocator.init(tree.gpa);
         defer arena_state.deinit();
         var src = Source.init(arena_state.allocator(), tree.loader);
+        var changes: Changes = .{ .gpa = tree.gpa, .out = out, .max = max_changes };
         var a = LazyCursor.init(&src, try src.root(old_root));
         var b = LazyCursor.init(&src, try src.root(new_root));
         while (!a.exhausted or !b.exhausted) {
@@ -208,7 +215,9 @@ pub const Tree = struct {
                     continue;
                 }
                 const e = c.entry().*;
-                try writeChange(tree.gpa, out, if (a.exhausted) change_added else change_deleted, e.key, if (a.exhausted) null else e, if (a.exhausted) e else null);
+                if (!try changes.add(if (a.exhausted) change_added else change_deleted, e.key, if (a.exhausted) null else e, if (a.exhausted) e else null)) {
+                    return .{ .loads = src.loads, .truncated = true };
+                }
                 c.advance();
                 continue;
             }
@@ -228,25 +237,30 @@ pub const Tree = struct {
                 }
                 continue;
             }
-            switch (std.mem.order(u8, ea.key, eb.key)) {
-                .lt => {
-                    try writeChange(tree.gpa, out, change_deleted, ea.key, ea, null);
+            const added = switch (std.mem.order(u8, ea.key, eb.key)) {
+                .lt => added: {
+                    const ok = try changes.add(change_deleted, ea.key, ea, null);
                     a.advance();
+                    break :added ok;
                 },
-                .gt => {
-                    try writeChange(tree.gpa, out, change_added, eb.key, null, eb);
+                .gt => added: {
+                    const ok = try changes.add(change_added, eb.key, null, eb);
                     b.advance();
+                    break :added ok;
                 },
-                .eq => {
+                .eq => added: {
+                    var ok = true;
                     if (!std.mem.eql(u8, &ea.hash, &eb.hash) or ea.mode != eb.mode or ea.size != eb.size) {
-                        try writeChange(tree.gpa, out, change_modified, ea.key, ea, eb);
+                        ok = try changes.add(change_modified, ea.key, ea, eb);
                     }
                     a.advance();
                     b.advance();
+                    break :added ok;
                 },
-            }
+            };
+            if (!added) return .{ .loads = src.loads, .truncated = true };
         }
-        return src.loads;
+        return .{ .loads = src.loads, .truncated = false };
     }
 
     /// (entries, total size in bytes), read from the root node alone.
@@ -317,6 +331,22 @@ fn writeValue(gpa: std.mem.Allocator, out: *std.ArrayList(u8), e: ?Entry) error{
     try out.append(gpa, @backingInt(v.mode));
     try appendInt(gpa, out, u64, v.size);
 }
+
+/// `diff`'s output, bounded: `add` writes a change record unless `max` (> 0)
+/// records are written already, and then returns false instead.
+const Changes = struct {
+    gpa: std.mem.Allocator,
+    out: *std.ArrayList(u8),
+    max: u64,
+    written: u64 = 0,
+
+    fn add(c: *Changes, kind: u8, key: []const u8, old: ?Entry, new: ?Entry) error{OutOfMemory}!bool {
+        if (c.max != 0 and c.written == c.max) return false;
+        try writeChange(c.gpa, c.out, kind, key, old, new);
+        c.written += 1;
+        return true;
+    }
+};
 
 fn writeChange(gpa: std.mem.Allocator, out: *std.ArrayList(u8), kind: u8, key: []const u8, old: ?Entry, new: ?Entry) error{OutOfMemory}!void {
     try out.append(gpa, kind);
@@ -845,7 +875,7 @@ test "one-file change writes a few small nodes and diff reads O(depth) nodes" {
 
     var changes: std.ArrayList(u8) = .empty;
     defer changes.deinit(gpa);
-    const diff_loads = try tree.diff(root, changed, &changes);
+    const diff_loads = (try tree.diff(root, changed, &changes, 0)).loads;
     try testing.expect(diff_loads <= 2 * 8);
     try testing.expectEqual(@as(u8, change_modified), changes.items[0]);
     const path_len = std.mem.readInt(u16, changes.items[1..3], .little);
@@ -865,6 +895,53 @@ test "one-file change writes a few small nodes and diff reads O(depth) nodes" {
     defer listed.deinit(gpa);
     const count = try tree.list(changed, "dir3/", keys[n / 2], 10, &listed);
     try testing.expectEqual(@as(usize, 10), count);
+}
+
+test "diff stops at max_changes, and says so only when more changes exist" {
+    const gpa = testing.allocator;
+    var store: MemStore = .{ .gpa = gpa };
+    defer store.deinit();
+    const tree = Tree.init(gpa, store.loader());
+    const n = 3_000; // several leaves, so the bound is met inside a walk, not at its end
+    const bufs = try gpa.alloc([64]u8, n);
+    defer gpa.free(bufs);
+    const keys = try gpa.alloc([]const u8, n);
+    defer gpa.free(keys);
+    for (keys, bufs, 0..) |*k, *b, i| k.* = keyOf(b, i);
+    std.mem.sort([]const u8, keys, {}, lessThan);
+    var records = try entryRecords(gpa, keys, 3);
+    defer records.deinit(gpa);
+    var nodes: std.ArrayList(u8) = .empty;
+    defer nodes.deinit(gpa);
+    const full = try tree.build(records.items, &nodes);
+    _ = try store.putAll(nodes.items);
+    nodes.clearRetainingCapacity();
+    const empty = try tree.build("", &nodes);
+    _ = try store.putAll(nodes.items);
+
+    var all: std.ArrayList(u8) = .empty;
+    defer all.deinit(gpa);
+    try testing.expect(!(try tree.diff(empty, full, &all, 0)).truncated);
+    var changes: std.ArrayList(u8) = .empty;
+    defer changes.deinit(gpa);
+    for ([_]u64{ 1, 7, n - 1, n, n + 1 }) |max| {
+        changes.clearRetainingCapacity();
+        const stats = try tree.diff(empty, full, &changes, max);
+        try testing.expectEqual(max < n, stats.truncated);
+        // The first min(max, n) records of the whole diff, byte for byte.
+        var reader: Reader = .{ .bytes = all.items };
+        var records_read: u64 = 0;
+        while (records_read < @min(max, n)) : (records_read += 1) {
+            _ = try reader.take(1);
+            _ = try reader.path();
+            _ = try reader.take(2 * 41); // old (zeroed: added) and new values
+        }
+        try testing.expectEqualSlices(u8, all.items[0..reader.pos], changes.items);
+    }
+    // Deletions and modifications are bounded as well (the other branches of the walk).
+    changes.clearRetainingCapacity();
+    try testing.expect((try tree.diff(full, empty, &changes, 5)).truncated);
+    try testing.expectEqual(@as(u8, change_deleted), changes.items[0]);
 }
 
 test "bad input is InvalidArgument, missing and corrupt nodes are reported" {

@@ -31,6 +31,9 @@ class Limits:
     blob_max_bytes: int = 1 * GiB
     operations_per_session_max: int = 100_000
     session_max_bytes: int = 256 * MiB  # the encoded session object
+    # One diff's changes (a landing's own always fit at the default: it has at most
+    # operations_per_session_max); a larger diff is 413, never built whole.
+    diff_changes_max: int = 100_000
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.helpers import assert_error, create_project, send_head, start_session
+from tests.api.helpers import (
+    assert_error,
+    create_project,
+    land,
+    record,
+    send_head,
+    start_session,
+    upload,
+    write_op,
+)
 
 BLOB_MAX = 64 * 1024
 JSON_MAX = 2048
 GOAL_MAX = 100
 ENTRY_MAX = 200
+DIFF_MAX = 3
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +33,7 @@ def small_server(tmp_path_factory):
             "MICFORGE_JSON_BODY_MAX_BYTES": str(JSON_MAX),
             "MICFORGE_GOAL_MAX_BYTES": str(GOAL_MAX),
             "MICFORGE_ENTRY_MAX_BYTES": str(ENTRY_MAX),
+            "MICFORGE_DIFF_CHANGES_MAX": str(DIFF_MAX),
         },
     )
     yield server
@@ -158,3 +169,19 @@ def test_413_is_decided_from_content_length_before_the_body_is_read(small_server
         True,
     )
     assert ok.startswith(b"HTTP/1.1 100 Continue"), ok[:200]
+
+
+def test_a_diff_with_more_changes_than_the_limit_is_413(small_server):
+    api = small_server.client(small_server.create_user().token)
+    project = create_project(api)
+    blob = upload(api, project, b"same")
+    for paths in (["a", "b", "c"], ["d"]):
+        sid = start_session(api, project)["id"]
+        record(api, project, sid, *(write_op(p, blob) for p in paths))
+        assert land(api, project, sid).status_code == 200
+    diff = f"/api/mic/projects/{project}/diff"
+    fits = api.get(diff, params={"from": 0, "to": 1})
+    assert fits.status_code == 200 and len(fits.json()["changes"]) == DIFF_MAX
+    error = assert_error(api.get(diff, params={"from": 0, "to": 2}), 413, "too_large")
+    assert f"more than {DIFF_MAX} changes" in error["message"]
+    assert len(api.get(diff, params={"from": 1, "to": 2}).json()["changes"]) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from micforge.errors import Corrupt, InvalidRequest, NotFound
+from micforge.errors import Corrupt, InvalidRequest, NotFound, TooLarge
 from micforge.service.blobs import HEADER_BYTES
 from micforge.storage import keys
 
@@ -141,6 +141,22 @@ def test_diff_between_positions(world: World) -> None:
         "new_hash": None,
     }
     assert w.services.content.diff(w.reader, w.project, p2, p2)["changes"] == []
+
+
+def test_a_diff_over_the_limit_is_too_large_and_at_the_limit_is_whole(make_world) -> None:
+    w = make_world(diff_changes_max=5)
+    c = w.services.content
+    p1 = _land(w, {f"f{i}": b"x" for i in range(3)})
+    p2 = _land(w, {f"g{i}": b"y" for i in range(2)})  # 5 paths from 0
+    p3 = _land(w, {"h": b"z"})  # 6 from 0
+    assert len(c.diff(w.reader, w.project, 0, p2)["changes"]) == 5
+    assert len(c.diff(w.reader, w.project, p1, p3)["changes"]) == 3
+    with pytest.raises(TooLarge, match="from position 0 to 3 has more than 5 changes"):
+        c.diff(w.reader, w.project, 0, p3)
+    with pytest.raises(TooLarge):  # either direction
+        c.diff(w.reader, w.project, p3, 0)
+    with pytest.raises(TooLarge, match="to 3"):  # to the tip by default (gRPC's unset to)
+        c.diff(w.reader, w.project, 0)
 
 
 def test_project_views(world: World) -> None:

@@ -101,6 +101,31 @@ def test_paths_that_are_prefixes_of_each_other(tree: Tree, store: NodeStore) -> 
     ]
 
 
+def test_a_bounded_diff_stops_at_its_bound_and_says_whether_more_exist(
+    tree: Tree, store: NodeStore
+) -> None:
+    entries = entries_for([f"d{i % 7}/f{i:05d}" for i in range(2_000)])
+    root = build(tree, store, entries)
+    half, nodes = tree.apply(root, [TreeEdit(e.path, None) for e in entries[::2]])
+    store.put_all(nodes)
+    whole = tree.diff(EMPTY_TREE_HASH, root)
+    assert len(whole) == 2_000
+    for bound in (1, 999, 1_999, 2_000, 2_001, 10**9):
+        store.loads = 0
+        changes, more = tree.diff_bounded(EMPTY_TREE_HASH, root, bound)
+        assert changes == whole[:bound] and more == (bound < 2_000)
+    # A small bound reads a few nodes, not the tree: the walk stops.
+    store.loads = 0
+    tree.diff_bounded(EMPTY_TREE_HASH, root, 3)
+    assert store.loads <= 4
+    deleted = tree.diff(root, half)
+    assert tree.diff_bounded(root, half, 1_000) == (deleted, False)
+    assert tree.diff_bounded(root, half, 999) == (deleted[:999], True)
+    for bad in (0, -1, 2**64, 1.5, None):
+        with pytest.raises(ValueError):
+            tree.diff_bounded(root, half, bad)  # type: ignore[arg-type]
+
+
 def test_4096_byte_paths(tree: Tree, store: NodeStore) -> None:
     long_paths = [("d/" + "x" * (PATH_BYTES_MAX - 8) + f"{i:06d}") for i in range(300)]
     assert all(len(p.encode()) == PATH_BYTES_MAX for p in long_paths)

@@ -300,6 +300,14 @@ mic_status mic_tree_ceilings(mic_tree *tree, const uint8_t *root /* [32] */, con
  * hashes are skipped unread. nodes_read_out (may be NULL) counts loader calls. */
 mic_status mic_tree_diff(mic_tree *tree, const uint8_t *old_root /* [32] */, const uint8_t *new_root /* [32] */,
                          mic_bytes *changes_out, uint64_t *nodes_read_out);
+/* As mic_tree_diff, but at most max_changes records (0: all of them): the walk
+ * stops as soon as one more change exists, and truncated_out (may be NULL) is set
+ * to 1 then, else 0. A caller that refuses a diff past its bound so never builds
+ * more than the bound's worth of records. */
+mic_status mic_tree_diff_bounded(mic_tree *tree, const uint8_t *old_root /* [32] */,
+                                 const uint8_t *new_root /* [32] */, uint64_t max_changes,
+                                 mic_bytes *changes_out, uint64_t *nodes_read_out,
+                                 uint8_t *truncated_out);
 /* Entry count and total blob size, read from the root node alone. */
 mic_status mic_tree_stats(mic_tree *tree, const uint8_t *root /* [32] */, uint64_t *count_out, uint64_t *size_bytes_out);
 /* ==== end tree ==== */

@@ -382,6 +382,28 @@ class Tree:
         )
         return _decode_changes(take_bytes(out))
 
+    def diff_bounded(
+        self, old_root: bytes, new_root: bytes, max_changes: int
+    ) -> tuple[list[TreeChange], bool]:
+        """The first ``max_changes`` (>= 1) changes of ``diff``, and whether more exist:
+        the walk stops at the bound, so a diff too large to serve costs no more than
+        the bound's worth of work and memory."""
+        if not isinstance(max_changes, int) or not 1 <= max_changes < 2**64:
+            raise ValueError(f"max_changes must be an integer from 1, got {max_changes!r}")
+        out = ffi.new("mic_bytes *")
+        truncated = ffi.new("uint8_t *")
+        self._call(
+            "Tree.diff",
+            lib.mic_tree_diff_bounded,
+            _root_bytes(old_root),
+            _root_bytes(new_root),
+            max_changes,
+            out,
+            ffi.NULL,
+            truncated,
+        )
+        return _decode_changes(take_bytes(out)), bool(truncated[0])
+
     def stats(self, root: bytes) -> tuple[int, int]:
         """(entries, total size in bytes), from the root node alone."""
         count = ffi.new("uint64_t *")

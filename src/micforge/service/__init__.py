@@ -119,7 +119,9 @@ def build_services(
         config, cached, authorizer, blobs, history, session_store, hlc, read_pool=listing_pool
     )
     landing = LandingService(config, cached, authorizer, history, session_store, hlc, metrics, pool)
-    content = ContentService(authorizer, history, blobs, auth_db)
+    content = ContentService(
+        authorizer, history, blobs, auth_db, diff_changes_max=config.limits.diff_changes_max
+    )
     projects = ProjectService(auth_db, authorizer, content, listing_pool)
     return Services(
         config=config,

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 from micforge import validate
 from micforge.auth import Role, User
-from micforge.errors import InvalidRequest, NotFound
+from micforge.config import Limits
+from micforge.errors import InvalidRequest, NotFound, TooLarge
 from micforge.service.blobs import BlobService
 from micforge.service.common import (
     MODE_NAMES,
@@ -21,11 +22,19 @@ from micforge.service.history import History
 
 
 class ContentService:
-    def __init__(self, authorizer: Authorizer, history: History, blobs: BlobService, auth) -> None:
+    def __init__(
+        self,
+        authorizer: Authorizer,
+        history: History,
+        blobs: BlobService,
+        auth,
+        diff_changes_max: int = Limits.diff_changes_max,
+    ) -> None:
         self._authz = authorizer
         self._history = history
         self._blobs = blobs
         self._auth = auth
+        self._diff_changes_max = diff_changes_max
 
     def head_unchecked(self, project: str) -> dict:
         hint = self._history.read_head(project)
@@ -170,9 +179,19 @@ class ContentService:
         self, user: User, project: str, from_position: int, to_position: int | None = None
     ) -> dict:
         self._authz.require(user, project, Role.READ)
-        _, old_root = self._resolve_at(project, from_position)
-        _, new_root = self._resolve_at(project, to_position)
-        changes = self._history.tree(project).diff(old_root, new_root)
+        old_position, old_root = self._resolve_at(project, from_position)
+        new_position, new_root = self._resolve_at(project, to_position)
+        # Bounded: the walk stops past the limit, so no request can make the server
+        # build (and hold, and encode) a whole large tree's worth of changes.
+        changes, more = self._history.tree(project).diff_bounded(
+            old_root, new_root, self._diff_changes_max
+        )
+        if more:
+            raise TooLarge(
+                f"the diff from position {old_position} to {new_position} has more than"
+                f" {self._diff_changes_max} changes; diff a shorter range, or list the"
+                " tree at each position"
+            )
         return {
             "changes": [
                 {
