@@ -60,6 +60,10 @@ class Config:
     grpc_health_poll_ms: int = 5_000  # how often gRPC health re-runs the health checks
     # /healthz and gRPC health answer within this: a check that has not is "unavailable".
     health_timeout_ms: int = 3_000
+    # On SIGTERM/SIGINT, report unhealthy (/healthz 503, gRPC NOT_SERVING) but keep
+    # serving this long before the ports close, so that load balancers stop sending
+    # new calls first; 0 = close at once. A second signal ends the wait.
+    shutdown_drain_ms: int = 0
     # S3: how long to wait for a connection and for each response, and how many tries
     # a call gets (throttling and timeouts are retried with backoff). A hung endpoint
     # turns into 503 after about attempts x read timeout.
@@ -156,6 +160,7 @@ _RANGES: dict[str, tuple[int, int | None]] = {
     "grpc_stall_timeout_ms": (0, None),
     "grpc_health_poll_ms": (1, None),
     "health_timeout_ms": (1, None),
+    "shutdown_drain_ms": (0, 600_000),
     "s3_connect_timeout_ms": (1, None),
     "s3_read_timeout_ms": (1, None),
     "s3_max_attempts": (1, 20),

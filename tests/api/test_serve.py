@@ -9,8 +9,10 @@ import socket
 import time
 from urllib.parse import urlsplit
 
+import grpc
 import pytest
 import requests
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.api.helpers import create_project
 
@@ -129,3 +131,51 @@ def test_sigterm_on_an_idle_server_exits_promptly(micforge_server_factory):
     assert keepalive.get(server.url + "/healthz", timeout=30).status_code == 200
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(20) == 0, server.log_text()[-3000:]
+
+
+def _poll(check, timeout_s: float = 20) -> None:
+    deadline_s = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline_s, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_drain_reports_unhealthy_while_still_serving_then_exits(micforge_server_factory):
+    server = micforge_server_factory(MICFORGE_SHUTDOWN_DRAIN_MS="3000")
+    api = server.client(server.create_user().token)
+    project = create_project(api)
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+    health = health_pb2_grpc.HealthStub(channel)
+    check = health_pb2.HealthCheckRequest(service="")
+    assert health.Check(check, timeout=10).status == health_pb2.HealthCheckResponse.SERVING
+    signalled_s = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+
+    def unhealthy() -> bool:
+        return requests.get(server.url + "/healthz", timeout=10).status_code == 503
+
+    _poll(unhealthy)
+    during = requests.get(server.url + "/healthz", timeout=10).json()
+    assert during["error"]["message"] == "shutting down"
+    assert during["error"]["checks"]["server"] == "shutting_down"
+    # Both ports still take calls, health and real ones alike, on new connections too.
+    fresh = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+    for stub in (health, health_pb2_grpc.HealthStub(fresh)):
+        answer = stub.Check(check, timeout=10)
+        assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    assert api.get(f"/api/mic/projects/{project}").status_code == 200
+    assert time.monotonic() - signalled_s < 3, "the checks above ran after the drain"
+    # Then the ports close and the process exits, once the drain is over.
+    assert server.process.wait(30) == 0, server.log_text()[-3000:]
+    assert time.monotonic() - signalled_s >= 3
+    fresh.close()
+    channel.close()
+
+
+def test_a_second_signal_ends_a_drain(micforge_server_factory):
+    server = micforge_server_factory(MICFORGE_SHUTDOWN_DRAIN_MS="600000")
+    server.process.send_signal(signal.SIGTERM)
+    _poll(lambda: requests.get(server.url + "/healthz", timeout=10).status_code == 503)
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(20) == 0, server.log_text()[-3000:]
+    assert "drain ended early by a second signal" in server.log_text()

@@ -2,9 +2,11 @@
 
 Waitress is a production WSGI server (a fixed pool of worker threads behind
 one asyncore loop), not Flask's development server. Shutdown on SIGTERM or
-SIGINT is graceful: the listening sockets close first, requests already
-received are answered and flushed (up to ``SHUTDOWN_GRACE_S``), the gRPC server
-gets the same grace, and only then are the store and auth DB closed.
+SIGINT is graceful: with ``shutdown_drain_ms`` set, health first reports
+unhealthy for that long while both ports still serve (a second signal ends
+the wait); then the listening sockets close, requests already received are
+answered and flushed (up to ``SHUTDOWN_GRACE_S``), the gRPC server gets the
+same grace, and only then are the store and auth DB closed.
 """
 
 from __future__ import annotations
@@ -197,6 +199,7 @@ class Server:
         self.grpc_port: int | None = None
         self._http_thread = threading.Thread(target=self.http.run, name="micforge-http")
         self._stopped = threading.Event()
+        self._drain_over = threading.Event()
 
     def _build_rest(self, config: Config, services: Any) -> None:
         self.app = create_app(config, services=services)
@@ -280,11 +283,17 @@ class Server:
                 busy += 1
         return busy
 
-    def stop(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
-        """Stop accepting, let in-flight requests finish (up to ``grace_s``), close everything."""
+    def stop(self, grace_s: float = SHUTDOWN_GRACE_S, drain_s: float | None = None) -> None:
+        """Report unhealthy while still serving for ``drain_s`` (default
+        ``config.shutdown_drain_ms``; ``end_drain()`` cuts it short), then stop
+        accepting, let in-flight requests finish (up to ``grace_s``), close everything."""
         if self._stopped.is_set():
             return
         self._stopped.set()
+        if drain_s is None:
+            drain_s = self.config.shutdown_drain_ms / 1000
+        if drain_s > 0 and self._http_thread.is_alive():
+            self._drain(drain_s)
         grpc_done = self.grpc_server.stop(grace_s) if self.grpc_server is not None else None
         listeners, sockets = self._listeners, self._sockets
         trigger = listeners[0].trigger  # any server's trigger wakes the one loop of the map
@@ -312,6 +321,30 @@ class Server:
         if grpc_done is not None:
             grpc_done.wait(grace_s)
         self._close_services()
+
+    def end_drain(self) -> None:
+        """End a drain in progress (a second signal): the ports close now."""
+        self._drain_over.set()
+
+    def _drain(self, drain_s: float) -> None:
+        # Health first: /healthz answers 503 and gRPC health NOT_SERVING (open Watch
+        # streams are told at once), while every port still takes calls, so that load
+        # balancers probing either stop sending new calls before the ports close.
+        shutting_down = getattr(self.services, "shutting_down", None)
+        if shutting_down is not None:
+            shutting_down()
+        if self.grpc_server is not None:
+            self.grpc_server.health.enter_graceful_shutdown()
+        log.info(
+            "shutdown: reporting unhealthy, still serving for %.1fs before closing the ports",
+            drain_s,
+        )
+        deadline_s = time.monotonic() + drain_s
+        # In slices, so that a signal handler on this thread (end_drain) is acted on.
+        while (remaining_s := deadline_s - time.monotonic()) > 0:
+            if self._drain_over.wait(min(remaining_s, _DRAIN_POLL_S)):
+                log.info("shutdown: drain ended early by a second signal")
+                break
 
     def _close_services(self) -> None:
         close = getattr(self.services, "close", None)
@@ -378,6 +411,10 @@ def serve(config: Config, *, services: Any | None = None) -> int:
     stop_requested = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
+        if stop_requested.is_set():  # a second signal: no more waiting for balancers
+            log.info("received %s again: ending the drain", signal.Signals(signum).name)
+            server.end_drain()
+            return
         log.info("received %s: shutting down gracefully", signal.Signals(signum).name)
         stop_requested.set()
 

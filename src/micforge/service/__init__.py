@@ -64,6 +64,11 @@ class Services:
         not just Unavailable, and so does no answer in time: a health check must answer."""
         return self._health.run()
 
+    def shutting_down(self) -> None:
+        """Health answers unhealthy from now on (``"server": "shutting_down"``): the
+        server is draining before it closes its ports (``config.shutdown_drain_ms``)."""
+        self._health.shutting_down()
+
     def _probe_store(self) -> None:
         self.store.list("", limit=1)  # reaches a remote store
         # A store that lists may still refuse every write (a read-only mount). An

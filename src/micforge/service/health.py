@@ -32,12 +32,14 @@ class HealthChecks:
         self._lock = threading.Lock()
         self._running: dict[str, Future[object]] = {}
         self._closed = False
+        self._shutting_down = False
 
     def run(self) -> dict[str, str]:
-        """{name: "ok" | "unavailable"} for every probe, within the deadline."""
+        """{name: "ok" | "unavailable"} for every probe, within the deadline; and
+        ``"server": "shutting_down"`` once ``shutting_down()`` was called."""
         with self._lock:
             if self._closed:
-                return dict.fromkeys(self._probes, "unavailable")
+                return dict.fromkeys(self._probes, "unavailable") | self._server_check()
             for name, probe in self._probes.items():
                 running = self._running.get(name)
                 if running is None or running.done():
@@ -55,7 +57,16 @@ class HealthChecks:
             except Exception as error:  # noqa: BLE001 - any failure counts: a check must answer
                 log.warning("health check: %s failed: %s", name, error)
                 checks[name] = "unavailable"
-        return checks
+        return checks | self._server_check()
+
+    def shutting_down(self) -> None:
+        """From now on every answer is unhealthy: the server is going away (it may still
+        serve for a while, so that load balancers stop sending it calls first)."""
+        with self._lock:
+            self._shutting_down = True
+
+    def _server_check(self) -> dict[str, str]:
+        return {"server": "shutting_down"} if self._shutting_down else {}
 
     def close(self) -> None:
         """Start no more probes. One still hung is left to end by its own timeouts; its

@@ -15,6 +15,8 @@ bp = Blueprint("service", __name__)
 def healthz() -> Response | dict:
     checks = current_app.extensions["micforge"].services.health()  # also gRPC health's
     failed = sorted(name for name, status in checks.items() if status != "ok")
+    if checks.get("server") == "shutting_down":  # draining before the ports close
+        return error_response(503, "unavailable", "shutting down", checks=checks)
     if failed:
         return error_response(
             503,
