@@ -22,6 +22,7 @@ from micforge.api.grpc.interceptors import (
     _abort_for,
     _capped,
     details_for,
+    grpc_message_size,
     status_for,
     trailing_metadata_for,
 )
@@ -156,6 +157,21 @@ def test_a_conflict_on_long_non_ascii_paths_stays_under_client_metadata_limits()
     total = sum(len(key) + len(value) for key, value in trailers) + len(message)
     assert total <= 6.5 * 1024, total
     assert dict(trailers)["mic-conflict-count"] == "40"
+
+
+@pytest.mark.parametrize("path", ["src/é-{:04d}.txt", "文書/{:04d}", "𝄞/{:04d}", "%/{:04d}"])
+def test_a_cut_conflict_message_keeps_its_count_whatever_the_paths_bytes(path: str) -> None:
+    # Found from outside: 3,000 paths with an "é" were cut by the encoded-size cap
+    # in the middle of the list, and the "and N more" went with it.
+    paths = sorted(path.format(n) for n in range(3000))
+    details = details_for(errors.Conflict(paths=paths))
+    assert _capped(details) == details  # fits as it is: nothing for the cap to cut
+    assert grpc_message_size(details) <= DETAILS_MAX_BYTES
+    shown = details.split(": ", 1)[1].split(" and ")[0].split(", ")
+    assert shown == paths[: len(shown)] and len(shown) >= 10
+    assert details.endswith(
+        f" and {3000 - len(shown)} more (the session's conflict_paths has them all)"
+    )
 
 
 def test_health_watchers_do_not_hold_worker_threads(env: GrpcEnv) -> None:

@@ -118,11 +118,21 @@ def trailing_metadata_for(error: MicError) -> list[tuple[str, str]]:
 
 def details_for(error: MicError) -> str:
     if isinstance(error, Conflict) and error.paths:
-        # The paths also go in the message so that a plain client sees them.
-        shown = _fitting(error.paths, CONFLICT_DETAILS_MAX_CHARS, lambda p: len(p) + 2)
+        # The paths also go in the message so that a plain client sees them. They are
+        # counted as sent (percent-encoded), with room kept for the "and N more" tail,
+        # so that _capped never has to cut the count off (non-ASCII paths take 3-9
+        # bytes a character).
+        head = f"{error.message}: "
+        tail = " and {} more (the session's conflict_paths has them all)"
+        budget = min(
+            CONFLICT_DETAILS_MAX_CHARS,
+            DETAILS_MAX_BYTES
+            - grpc_message_size(head)
+            - grpc_message_size(tail.format(len(error.paths))),
+        )
+        shown = _fitting(error.paths, budget, lambda p: grpc_message_size(p) + 2)
         more = len(error.paths) - len(shown)
-        rest = f" and {more} more (the session's conflict_paths has them all)" if more else ""
-        return f"{error.message}: {', '.join(shown)}{rest}"
+        return head + ", ".join(shown) + (tail.format(more) if more else "")
     return error.client_message
 
 
