@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from micforge.errors import InvalidState
+from micforge.errors import Conflict, InvalidState
 from micforge.service import build_services
 from micforge.storage import Store, keys
 
-from .conftest import World, make_config
+from .conftest import World, another_process, make_config
 from .wrappers import CountingStore
 
 
@@ -171,3 +171,24 @@ def test_racing_land_and_abandon_never_both_succeed(make_world: Callable[..., Wo
         assert state == ("landed" if ok[0] else "abandoned")
         outcomes.add((*ok, state))
     assert outcomes  # at least one race ran; which side wins is up to the threads
+
+
+def test_landing_a_conflicted_session_answers_the_same_from_a_stale_copy(world: World) -> None:
+    """Found by a multi-server race test: a process that had seen the session open
+    answered a second land with 409 conflict, the others with 409 invalid_state."""
+    w = world
+    sid = w.session()
+    w.write(sid, "f.txt", b"mine")  # this process now remembers the session open
+    other = w.session(goal="other")
+    w.write(other, "f.txt", b"theirs")
+    w.land(other)
+    with another_process(w) as elsewhere:
+        with pytest.raises(Conflict) as conflict:
+            elsewhere.landing.land(w.owner, w.project, sid)
+        assert conflict.value.paths == ["f.txt"]
+        with pytest.raises(InvalidState, match="conflicted"):
+            elsewhere.landing.land(w.owner, w.project, sid)
+    with pytest.raises(InvalidState, match="conflicted"):  # not Conflict: the same answer
+        w.land(sid)
+    view = w.services.sessions.get(w.owner, w.project, sid)
+    assert (view["state"], view["conflict_paths"]) == ("conflicted", ["f.txt"])

@@ -368,6 +368,13 @@ class LandingService:
             nonlocal moved
             moved = False  # decided per version: update() may call this more than once
             if rec.state != STATE_OPEN:
+                # Conflicted already: by another lander of this session, or before this
+                # call began and seen open only in this process's stale copy. Look again
+                # from a fresh read, which answers as for any conflicted session (409
+                # invalid_state), so that the answer never depends on which server's
+                # copy was how old (found by a multi-server race test: "conflict" from
+                # a server that had seen the session open, "invalid_state" elsewhere).
+                moved = rec.state == STATE_CONFLICTED
                 return None
             if (rec.base_position, frozenset(operation_paths(rec.operations))) != checked:
                 moved = True
@@ -396,9 +403,7 @@ class LandingService:
             return self._result(project, rec)
         if moved:
             return None
-        if rec.state not in (STATE_OPEN, STATE_CONFLICTED):
-            # Abandoned since the check (conflicted meanwhile by another lander of this
-            # session is the same outcome as ours, and reported as such).
+        if rec.state != STATE_CONFLICTED:  # abandoned since the check
             raise InvalidState(f"session is {STATE_NAMES[rec.state]}; only open sessions land")
         self._metrics.conflicts.inc()
         raise Conflict(
