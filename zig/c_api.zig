@@ -920,6 +920,8 @@ test "fuzz: tree C ABI over mutated stored trees and 100,000 node encodings" {
         if (mic_tree_list(handle, &fuzz_root, "d2", 2, null, 0, false, 1000, &nodes, &listed) == 0) _ = mic_bytes_free(&nodes);
         var reads: u64 = 0;
         if (mic_tree_diff(handle, &root, &fuzz_root, &nodes, &reads) == 0) _ = mic_bytes_free(&nodes);
+        var truncated: u8 = 0;
+        if (mic_tree_diff_bounded(handle, &root, &fuzz_root, 3, &nodes, &reads, &truncated) == 0) _ = mic_bytes_free(&nodes);
         const probes = "\x02\x00d1\x09\x00d0/f00007\x01\x00\xff";
         if (mic_tree_ceilings(handle, &fuzz_root, probes, probes.len, &nodes, &listed) == 0) _ = mic_bytes_free(&nodes);
         var edits: [2 * (3 + 9) + 41]u8 = @splat(5);
