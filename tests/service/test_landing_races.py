@@ -173,17 +173,21 @@ def test_racing_land_and_abandon_never_both_succeed(make_world: Callable[..., Wo
     assert outcomes  # at least one race ran; which side wins is up to the threads
 
 
-def test_landing_a_conflicted_session_answers_the_same_from_a_stale_copy(world: World) -> None:
+@pytest.mark.parametrize("attempts", [1, 2, 64])
+def test_landing_a_conflicted_session_answers_the_same_from_a_stale_copy(
+    make_world: Callable[..., World], attempts: int
+) -> None:
     """Found by a multi-server race test: a process that had seen the session open
-    answered a second land with 409 conflict, the others with 409 invalid_state."""
-    w = world
+    answered a second land with 409 conflict, the others with 409 invalid_state. The
+    answer must not cost landing attempts either (a first fix ended in 503 with 1-2)."""
+    w = make_world(landing_max_attempts=attempts)
     sid = w.session()
     w.write(sid, "f.txt", b"mine")  # this process now remembers the session open
     other = w.session(goal="other")
     w.write(other, "f.txt", b"theirs")
     w.land(other)
     with another_process(w) as elsewhere:
-        with pytest.raises(Conflict) as conflict:
+        with pytest.raises(Conflict) as conflict:  # (this process: the default attempts)
             elsewhere.landing.land(w.owner, w.project, sid)
         assert conflict.value.paths == ["f.txt"]
         with pytest.raises(InvalidState, match="conflicted"):

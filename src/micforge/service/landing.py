@@ -359,22 +359,17 @@ class LandingService:
         ``reason``, if given); with ``operations`` (a file/directory collision, which
         depends on more than the paths and may vanish as the tip moves), only if the
         session still has exactly those and no attempt past ``tip``; or return its
-        result if it landed meanwhile; raise InvalidState if it was abandoned meanwhile;
+        result if it landed meanwhile; raise InvalidState if it was abandoned or conflicted
+        meanwhile (or before this call, seen open only in a stale copy);
         or return None if its base or paths changed since the check (a concurrent rebase
         or new operations): the caller must check again."""
         moved = False
+        marked: list[SessionRecord | None] = [None]  # the version this call wrote, if any
 
         def change(rec: SessionRecord) -> SessionRecord | None:
             nonlocal moved
             moved = False  # decided per version: update() may call this more than once
             if rec.state != STATE_OPEN:
-                # Conflicted already: by another lander of this session, or before this
-                # call began and seen open only in this process's stale copy. Look again
-                # from a fresh read, which answers as for any conflicted session (409
-                # invalid_state), so that the answer never depends on which server's
-                # copy was how old (found by a multi-server race test: "conflict" from
-                # a server that had seen the session open, "invalid_state" elsewhere).
-                moved = rec.state == STATE_CONFLICTED
                 return None
             if (rec.base_position, frozenset(operation_paths(rec.operations))) != checked:
                 moved = True
@@ -390,20 +385,32 @@ class LandingService:
                 return None
             # Any earlier attempt position is <= tip and was checked: it lost, forget it.
             attempt = rec.attempt_position if rec.attempt_position > tip else 0
-            return dataclasses.replace(
+            marked[0] = dataclasses.replace(
                 rec,
                 state=STATE_CONFLICTED,
                 conflict_paths=paths,
                 attempt_position=attempt,
                 updated_at=self._hlc.now(),
             )
+            return marked[0]
 
         rec = self._sessions.update(project, sid, change)
         if rec.state == STATE_LANDED:
             return self._result(project, rec)
         if moved:
             return None
-        if rec.state != STATE_CONFLICTED:  # abandoned since the check
+        if rec is not marked[0]:
+            # Not open, read fresh (update() returns a no-op only from a fresh read):
+            # abandoned since the check, or conflicted already, by another lander of
+            # this session or before this call began and seen open only in this
+            # process's stale copy. The answer is that of any conflicted session, 409
+            # invalid_state, so that it never depends on which server's copy was how
+            # old (found by a multi-server race test: a second 409 "conflict" from a
+            # server that had seen the session open, "invalid_state" elsewhere). Unless
+            # the log says a lander of it committed meanwhile: the log decides.
+            own = self._history.own_landing(project, rec.id, rec.attempt_position)
+            if own is not None:
+                return self._finish(project, sid, own)
             raise InvalidState(f"session is {STATE_NAMES[rec.state]}; only open sessions land")
         self._metrics.conflicts.inc()
         raise Conflict(
