@@ -564,8 +564,13 @@ class SessionService:
             return 0
         record = self._history.find(project, rec.attempt_position)
         if record is None:
+            # Its lander may be running still, or may have failed (a 503, a crash) with
+            # the outcome unknown: only log/{attempt} can tell, and it does not exist yet.
             raise InvalidState(
-                "a landing of this session is in progress; retry when it has finished"
+                "a landing of this session is in progress (noted at position"
+                f" {rec.attempt_position}, not committed yet); retry when it has finished."
+                " If that landing failed, landing the session again resumes it; the session"
+                " takes changes again once any landing fills that position"
             )
         if record.session_id == rec.id:
             raise InvalidState(f"session has landed; it cannot be {doing}")
