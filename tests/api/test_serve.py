@@ -141,7 +141,7 @@ def _poll(check, timeout_s: float = 20) -> None:
 
 
 def test_a_drain_reports_unhealthy_while_still_serving_then_exits(micforge_server_factory):
-    server = micforge_server_factory(MICFORGE_SHUTDOWN_DRAIN_MS="3000")
+    server = micforge_server_factory(MICFORGE_SHUTDOWN_DRAIN_MS="5000")
     api = server.client(server.create_user().token)
     project = create_project(api)
     channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
@@ -164,10 +164,10 @@ def test_a_drain_reports_unhealthy_while_still_serving_then_exits(micforge_serve
         answer = stub.Check(check, timeout=10)
         assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
     assert api.get(f"/api/mic/projects/{project}").status_code == 200
-    assert time.monotonic() - signalled_s < 3, "the checks above ran after the drain"
+    # (Had the drain ended before these, they would have failed: the ports close then.)
     # Then the ports close and the process exits, once the drain is over.
     assert server.process.wait(30) == 0, server.log_text()[-3000:]
-    assert time.monotonic() - signalled_s >= 3
+    assert time.monotonic() - signalled_s >= 5
     fresh.close()
     channel.close()
 

@@ -403,6 +403,18 @@ def test_postgres_connections_notice_a_vanished_host_in_a_minute(postgres_url: s
         assert _socket_options(pg) == (1, 7, 10, 3, 9000)
 
 
+def test_a_libpq_before_12_gets_keepalives_but_no_tcp_user_timeout(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # libpq 11 refuses the option by name ("invalid dsn"): a psycopg2 built from source
+    # against an old system libpq must still connect. (The bundled libpq is 17.)
+    from micforge.auth import ScryptParams, db
+
+    monkeypatch.setattr(db, "_libpq_version", lambda: 110000)
+    with AuthDB.open(postgres_url, scrypt_params=ScryptParams(n=16)) as pg:
+        assert _socket_options(pg) == (1, 30, 10, 3, 0)
+
+
 @pytest.mark.parametrize("bad", ["u_\x00", "x" * 1000, "", 7, None])
 def test_impossible_ids_are_not_found_not_crashes(auth_db: AuthDB, bad: object) -> None:
     # PostgreSQL refuses NUL bytes in text: such ids must not reach it.

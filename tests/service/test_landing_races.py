@@ -145,7 +145,6 @@ def test_racing_land_and_abandon_never_both_succeed(make_world: Callable[..., Wo
     """The race as a client sees it (found from outside: both answered 200 and the
     session ended landed): whoever wins, the loser is told, and the state agrees."""
     w = make_world()
-    outcomes: set[tuple[bool, bool, str]] = set()
     for n in range(24):
         sid = w.session(goal=f"race {n}")
         w.write(sid, f"f{n}.txt", b"x")
@@ -169,8 +168,6 @@ def test_racing_land_and_abandon_never_both_succeed(make_world: Callable[..., Wo
         assert ok != (True, True), f"both succeeded; the session is {state}"
         assert ok != (False, False), "neither succeeded"
         assert state == ("landed" if ok[0] else "abandoned")
-        outcomes.add((*ok, state))
-    assert outcomes  # at least one race ran; which side wins is up to the threads
 
 
 @pytest.mark.parametrize("attempts", [1, 2, 64])

@@ -121,7 +121,17 @@ def test_a_bounded_diff_stops_at_its_bound_and_says_whether_more_exist(
     deleted = tree.diff(root, half)
     assert tree.diff_bounded(root, half, 1_000) == (deleted, False)
     assert tree.diff_bounded(root, half, 999) == (deleted[:999], True)
-    for bad in (0, -1, 2**64, 1.5, None):
+    assert tree.diff_bounded(root, half, 2**80) == (deleted, False)  # a bound past u64
+    # Modifications are bounded too (the walk's third kind of change).
+    modified, nodes = tree.apply(
+        root, [TreeEdit(e.path, b"\x77" * 32, MODE_FILE, 9) for e in entries[1::3]]
+    )
+    store.put_all(nodes)
+    changed = tree.diff(root, modified)
+    assert {c.change for c in changed} == {"modified"} and len(changed) > 600
+    assert tree.diff_bounded(root, modified, 600) == (changed[:600], True)
+    assert tree.diff_bounded(root, modified, len(changed)) == (changed, False)
+    for bad in (0, -1, 1.5, None):
         with pytest.raises(ValueError):
             tree.diff_bounded(root, half, bad)  # type: ignore[arg-type]
 

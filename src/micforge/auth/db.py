@@ -166,6 +166,13 @@ PG_TCP_DEFAULTS: dict[str, int] = {
 }
 
 
+def _libpq_version() -> int:
+    """The libpq psycopg2 runs on, as libpq numbers it (170011 for 17.11)."""
+    from psycopg2.extensions import libpq_version
+
+    return libpq_version()
+
+
 def _one_line(error: BaseException) -> str:
     """A driver error's message on one line, for the CLI and the log. It names host
     and port, never the password; libpq's runs over several lines ("...refused\n\t
@@ -335,6 +342,8 @@ class AuthDB:
                 )
             params.setdefault("connect_timeout", connect_timeout_s)
             for option, value in PG_TCP_DEFAULTS.items():
+                if option == "tcp_user_timeout" and _libpq_version() < 120000:
+                    continue  # unknown to libpq before 12 ("invalid dsn")
                 params.setdefault(option, value)
             # As in libpq, the query may give what the URL's parts give, and wins
             # (?host=/run/postgresql: a Unix socket directory, for a URL without a host).

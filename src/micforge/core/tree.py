@@ -388,8 +388,9 @@ class Tree:
         """The first ``max_changes`` (>= 1) changes of ``diff``, and whether more exist:
         the walk stops at the bound, so a diff too large to serve costs no more than
         the bound's worth of work and memory."""
-        if not isinstance(max_changes, int) or not 1 <= max_changes < 2**64:
+        if not isinstance(max_changes, int) or max_changes < 1:
             raise ValueError(f"max_changes must be an integer from 1, got {max_changes!r}")
+        max_changes = min(max_changes, 2**64 - 1)  # past any real diff: no bound at all
         out = ffi.new("mic_bytes *")
         truncated = ffi.new("uint8_t *")
         self._call(

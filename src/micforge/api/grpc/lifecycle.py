@@ -107,7 +107,11 @@ class FollowingHealth(health_pb2_grpc.HealthServicer):
         return not failed
 
     def enter_graceful_shutdown(self) -> None:
-        """NOT_SERVING for good: later refreshes change nothing."""
+        """NOT_SERVING for good: later refreshes change nothing (nor log an outage)."""
+        with self._refreshing:
+            if self._status != NOT_SERVING or not self._shutting_down:
+                log.info("grpc health: NOT_SERVING (shutting down)")
+            self._status = NOT_SERVING
         self._publish(NOT_SERVING, final=True)
 
     def close(self) -> None:
