@@ -364,7 +364,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", _P + "/log", "getLog", "Landings, newest first.",
               {200: _ref("Log")}, errors=(404,), query=("from", "limit"), tag="content"),
     Operation("get", _P + "/diff", "getDiff", "Changes between two positions.",
-              {200: _ref("Diff")}, errors=(404,), query=("from", "to"),
+              {200: _ref("Diff")}, errors=(404, 413), query=("from", "to"),
               required_query=("from", "to"), tag="content"),
     Operation("get", "/healthz", "healthz", "Store and auth DB answer.",
               {200: _ref("Health")}, errors=(503,), public=True, tag="service"),
