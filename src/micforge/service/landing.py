@@ -15,6 +15,7 @@ session already landed — also for sessions with no paths, which no bloom finds
 from __future__ import annotations
 
 import dataclasses
+import logging
 import random
 import threading
 from collections.abc import Iterable, Sequence
@@ -43,6 +44,8 @@ from micforge.service.history import ROLLUP_SIZES, TOP_LEVEL, History
 from micforge.service.metrics import Metrics
 from micforge.service.sessions import SessionStore, SyncHlc, session_view
 from micforge.storage import PreconditionFailed, Store, keys
+
+log = logging.getLogger("micforge.service")
 
 
 @dataclass
@@ -223,7 +226,7 @@ class LandingService:
             # attempt <= tip+1 here; a pending attempt (tip+1) has no record yet.
             own = self._history.own_landing(project, rec.id, rec.attempt_position)
             if own is not None:
-                return self._finish(project, sid, own)
+                return self._finish(project, sid, own, current=rec)
             if rec.state != STATE_OPEN:
                 if version is not None:
                     refresh = True
@@ -239,7 +242,9 @@ class LandingService:
             self.last_check = check
             self._metrics.conflict_check_reads.inc(check.objects_read)
             if check.own_position is not None:
-                return self._finish(project, sid, self._history.record(project, check.own_position))
+                return self._finish(
+                    project, sid, self._history.record(project, check.own_position), current=rec
+                )
             if check.conflicts:
                 marked = self._mark_conflicted(project, sid, key, sorted(check.conflicts), tip)
                 if marked is None:
@@ -410,7 +415,7 @@ class LandingService:
             # the log says a lander of it committed meanwhile: the log decides.
             own = self._history.own_landing(project, rec.id, rec.attempt_position)
             if own is not None:
-                return self._finish(project, sid, own)
+                return self._finish(project, sid, own, current=rec)
             raise InvalidState(f"session is {STATE_NAMES[rec.state]}; only open sessions land")
         self._metrics.conflicts.inc()
         raise Conflict(
@@ -427,11 +432,20 @@ class LandingService:
         record: LandingRecord,
         *,
         noted: tuple[SessionRecord, str] | None = None,
+        current: SessionRecord | None = None,
     ) -> dict:
         """Post-commit steps, each idempotent: head hint and session state (in parallel,
         they are independent), then rollups. ``noted`` (the session as this lander last
         wrote it, with its etag) saves the re-read when nothing moved; the head is advanced
-        from the version this process last saw, too."""
+        from the version this process last saw, too.
+
+        The landing is committed already (its record is in the log), so a store that
+        fails these steps does not fail the call: it answers the landing, with the
+        session as marked landed (from ``noted`` or ``current``, the version the caller
+        read), and leaves the steps to whoever comes next. A later land of the session
+        marks it; reads show it landed meanwhile (SessionService settles a session whose
+        attempt the log holds); the head is a hint that readers correct by probing the
+        log; a missing rollup is rebuilt by the reader that needs it (DESIGN.md)."""
         head = self._pool.submit(
             self._history.advance_head, project, record.position, record.tree_hash, record.hlc
         )
@@ -449,16 +463,45 @@ class LandingService:
             )
 
         landed: SessionRecord | None = None
-        if noted is not None:
-            landed = mark(noted[0])
+        try:
+            if noted is not None:
+                landed = mark(noted[0])
+                try:
+                    self._sessions.write(project, landed, noted[1])  # type: ignore[arg-type]
+                except PreconditionFailed:
+                    landed = None
+            if landed is None:
+                landed = self._sessions.update(project, sid, mark)
+        except Unavailable as error:
+            base = noted[0] if noted is not None else current
+            if base is None:
+                raise
+            landed = mark(base) or base
+            log.warning(
+                "landing of session %s committed at %s/%d; marking the session landed"
+                " failed (%s): left to the next land or read of it",
+                sid,
+                project,
+                record.position,
+                error,
+            )
+        for step, run in (
+            ("advancing the head hint", head.result),
+            (
+                "building rollups",
+                lambda: self._history.build_completed_rollups(project, record.position),
+            ),
+        ):
             try:
-                self._sessions.write(project, landed, noted[1])  # type: ignore[arg-type]
-            except PreconditionFailed:
-                landed = None
-        if landed is None:
-            landed = self._sessions.update(project, sid, mark)
-        head.result()
-        self._history.build_completed_rollups(project, record.position)
+                run()
+            except Unavailable as error:
+                log.warning(
+                    "landing %s/%d committed; %s failed (%s): left to later landings and reads",
+                    project,
+                    record.position,
+                    step,
+                    error,
+                )
         return {
             "position": record.position,
             "tree_hash": record.tree_hash.hex(),

@@ -21,6 +21,7 @@ from micforge.core import (
     OP_DELETE,
     OP_WRITE,
     STATE_ABANDONED,
+    STATE_CONFLICTED,
     STATE_LANDED,
     STATE_OPEN,
     Decision,
@@ -302,7 +303,25 @@ class SessionService:
     def get(self, user: User, project: str, sid: str) -> dict:
         self._authz.require(user, project, Role.READ)
         rec, _ = self._sessions.load(project, validate.session_id(sid))
-        return session_view(project, rec)
+        return session_view(project, self._settled(project, rec))
+
+    def _settled(self, project: str, rec: SessionRecord) -> SessionRecord:
+        """``rec`` as the log says it is: landed if its record is at the session's attempt
+        position though the session was never marked so (its lander's store failed
+        after the commit: LandingService._finish). Only shown; the next land of the
+        session writes the mark. One read, only for a session with an attempt noted."""
+        if rec.state not in (STATE_OPEN, STATE_CONFLICTED) or rec.attempt_position == 0:
+            return rec
+        own = self._history.own_landing(project, rec.id, rec.attempt_position)
+        if own is None:
+            return rec
+        return dataclasses.replace(
+            rec,
+            state=STATE_LANDED,
+            landed_position=own.position,
+            attempt_position=own.position,
+            conflict_paths=[],
+        )
 
     def list(
         self,
@@ -353,7 +372,7 @@ class SessionService:
                 if data is None:  # gone since it was listed
                     resume_after = key
                     continue
-                rec = decode_session(data)
+                rec = self._settled(project, decode_session(data))
                 if wanted is None or rec.state == wanted:
                     if len(found) == limit:
                         return found, encode_cursor(project, resume_after)
