@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from micforge.errors import Corrupt, InvalidRequest, NotFound, TooLarge
+from micforge.errors import Corrupt, InvalidRequest, NotFound, TooLarge, Unavailable
 from micforge.service.blobs import HEADER_BYTES
-from micforge.storage import keys
+from micforge.storage import StorageUnavailable, keys
 
 from .conftest import World
+from .wrappers import CountingStore
 
 
 def _land(w: World, writes: dict[str, bytes], deletes: tuple[str, ...] = ()) -> int:
@@ -200,3 +201,33 @@ def test_a_project_listing_reads_the_heads_in_parallel_and_keeps_their_order(
     assert not w.store.barrier.broken
     assert [v["id"] for v in views] == listed_before and sorted(listed_before) == sorted(names)
     assert all(v["head"]["position"] == 0 for v in views)
+
+
+class _SwitchableStore(CountingStore):
+    """A real store whose reads fail as a store that went away does while ``down``."""
+
+    down = False
+
+    def get(self, key: str) -> tuple[bytes, str]:
+        if self.down:
+            raise StorageUnavailable(f"reading {key}: connection refused (injected)")
+        return super().get(key)
+
+
+def test_a_project_is_not_created_when_the_store_cannot_be_read(make_world) -> None:
+    # Found from outside: the auth DB row was written, then the head read failed (503),
+    # and the retry met 409 already_exists for a project it was told was not made.
+    w = make_world(wrap=_SwitchableStore)
+    store = w.store
+    assert isinstance(store, _SwitchableStore)
+    store.down = True
+    with pytest.raises(Unavailable):
+        w.services.projects.create(w.owner, "newproj")
+    with pytest.raises(NotFound):
+        w.auth.get_project("newproj")
+    store.down = False
+    view = w.services.projects.create(w.owner, "newproj")
+    assert view["id"] == "newproj" and view["head"]["position"] == 0
+    created = w.auth.get_project("newproj").created_at
+    assert view == w.services.projects.get(w.owner, "newproj")
+    assert view["head"]["updated_at"].startswith(created.strftime("%Y-%m-%dT%H:%M:%S"))

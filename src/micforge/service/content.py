@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 
 from micforge import validate
 from micforge.auth import Role, User
@@ -18,7 +19,7 @@ from micforge.service.common import (
     rfc3339,
     rfc3339_from_hlc,
 )
-from micforge.service.history import History
+from micforge.service.history import HeadHint, History
 
 
 class ContentService:
@@ -37,14 +38,26 @@ class ContentService:
         self._diff_changes_max = diff_changes_max
 
     def head_unchecked(self, project: str) -> dict:
+        hint, tip = self.read_tip(project)
+        return self.head_view(project, hint, tip)
+
+    def read_tip(self, project: str) -> tuple[HeadHint, int]:
+        """The head hint and the true tip (the hint, then the log probed past it)."""
         hint = self._history.read_head(project)
-        tip = self._history.tip(project, hint)
+        return hint, self._history.tip(project, hint)
+
+    def head_view(
+        self, project: str, hint: HeadHint, tip: int, created_at: datetime | None = None
+    ) -> dict:
+        """The head JSON from ``read_tip``'s answer; ``created_at`` saves the auth DB
+        read of an empty project's creation time."""
         if tip == 0:
-            created = self._auth.get_project(project).created_at
+            if created_at is None:
+                created_at = self._auth.get_project(project).created_at
             return {
                 "position": 0,
                 "tree_hash": hint.tree_hash.hex(),
-                "updated_at": rfc3339(created),
+                "updated_at": rfc3339(created_at),
             }
         if tip == hint.position:
             return {

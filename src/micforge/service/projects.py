@@ -32,8 +32,15 @@ class ProjectService:
 
     def create(self, user: User, project_id: object) -> dict:
         project_id = validate.project_id(project_id)
-        self._auth.create_project(project_id, user.id)
-        return self._view(project_id)
+        # The store is read first: when it is down, the answer is 503 and no project
+        # exists (it used to be created in the auth DB and then answered 503: found
+        # from outside). The head shown is the one read here.
+        hint, tip = self._content.read_tip(project_id)
+        project = self._auth.create_project(project_id, user.id)
+        return {
+            "id": project_id,
+            "head": self._content.head_view(project_id, hint, tip, project.created_at),
+        }
 
     def get(self, user: User, project_id: str) -> dict:
         self._authz.require(user, project_id, Role.READ)
