@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from micforge.errors import Corrupt, InvalidRequest, NotFound, TooLarge, Unavailable
+from micforge.auth import AuthDB
+from micforge.errors import (
+    AlreadyExists,
+    Corrupt,
+    InvalidRequest,
+    NotFound,
+    TooLarge,
+    Unavailable,
+)
+from micforge.service import build_services
 from micforge.service.blobs import HEADER_BYTES
 from micforge.storage import StorageUnavailable, keys
 
-from .conftest import World
+from .conftest import CHEAP_SCRYPT, World, make_config
 from .wrappers import CountingStore
 
 
@@ -231,3 +240,26 @@ def test_a_project_is_not_created_when_the_store_cannot_be_read(make_world) -> N
     created = w.auth.get_project("newproj").created_at
     assert view == w.services.projects.get(w.owner, "newproj")
     assert view["head"]["updated_at"].startswith(created.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+def test_a_project_id_with_objects_in_the_store_is_not_handed_to_a_new_owner(
+    make_world, tmp_path
+) -> None:
+    # Found from outside: after `auth restore` of an older auth DB, a project made since
+    # is gone from the auth DB but not from the store; whoever created the id again
+    # read the earlier owner's files and history.
+    w = make_world()
+    _land(w, {"secret.txt": b"the earlier owner's"})
+    w.auth.create_project("lost", w.owner.id)
+    w.services.sessions.start(w.owner, "lost", "only a session, no landing: tip 0")
+    # The same store under an auth DB that knows neither project (an older backup's).
+    older = AuthDB.open(f"sqlite:///{tmp_path / 'older.db'}", scrypt_params=CHEAP_SCRYPT)
+    config = make_config(tmp_path / "after-restore")
+    with older, build_services(config, store=w.store, auth_db=older) as services:
+        newcomer = older.create_user("newcomer@example.com")
+        for project in (w.project, "lost"):
+            with pytest.raises(AlreadyExists, match="already exists in the store"):
+                services.projects.create(newcomer, project)
+            with pytest.raises(NotFound):
+                older.get_project(project)
+        assert services.projects.create(newcomer, "fresh")["head"]["position"] == 0

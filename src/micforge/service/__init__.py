@@ -127,7 +127,7 @@ def build_services(
     content = ContentService(
         authorizer, history, blobs, auth_db, diff_changes_max=config.limits.diff_changes_max
     )
-    projects = ProjectService(auth_db, authorizer, content, listing_pool)
+    projects = ProjectService(auth_db, authorizer, content, listing_pool, cached)
     return Services(
         config=config,
         store=cached,

@@ -6,9 +6,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from micforge import validate
 from micforge.auth import Role, User
-from micforge.errors import InvalidRequest
+from micforge.errors import AlreadyExists, InvalidRequest, NotFound
 from micforge.service.common import Authorizer
 from micforge.service.content import ContentService
+from micforge.storage import Store, keys
 
 ROLE_BY_NAME = {"read": Role.READ, "write": Role.WRITE, "owner": Role.OWNER}
 
@@ -20,8 +21,10 @@ class ProjectService:
         authorizer: Authorizer,
         content: ContentService,
         listing_pool: ThreadPoolExecutor,
+        store: Store,
     ) -> None:
         self._auth = auth
+        self._store = store
         self._authz = authorizer
         self._content = content
         # Not the services' I/O pool: a head read may use that one itself.
@@ -36,6 +39,19 @@ class ProjectService:
         # exists (it used to be created in the auth DB and then answered 503: found
         # from outside). The head shown is the one read here.
         hint, tip = self._content.read_tip(project_id)
+        if tip > 0 or self._store.list(keys.project_prefix(project_id), limit=1):
+            try:
+                self._auth.get_project(project_id)
+            except NotFound:
+                # Objects of a project the auth DB does not know: one made after the
+                # backup an older auth DB was restored from (`micforge auth restore`).
+                # A new owner must not inherit its history, blobs and sessions (found
+                # from outside).
+                raise AlreadyExists(
+                    f"project {project_id} already exists in the store (from before an"
+                    " auth DB restore?); choose another id, or restore the auth DB that has it"
+                ) from None
+            raise AlreadyExists(f"project {project_id} already exists")
         project = self._auth.create_project(project_id, user.id)
         return {
             "id": project_id,
