@@ -708,6 +708,35 @@ fn lessThan(_: void, x: []const u8, y: []const u8) bool {
     return std.mem.order(u8, x, y) == .lt;
 }
 
+/// `n` keys from `keyOf`, sorted, and the tree of them (entry values from
+/// `entryRecords(seed)`) built into `store`: the set-up several tests share.
+const StoredKeys = struct {
+    bufs: [][64]u8,
+    keys: [][]const u8,
+    root: Hash,
+
+    fn init(gpa: std.mem.Allocator, tree: *const Tree, store: *MemStore, n: usize, seed: u8) !StoredKeys {
+        const bufs = try gpa.alloc([64]u8, n);
+        errdefer gpa.free(bufs);
+        const keys = try gpa.alloc([]const u8, n);
+        errdefer gpa.free(keys);
+        for (keys, bufs, 0..) |*k, *b, i| k.* = keyOf(b, i);
+        std.mem.sort([]const u8, keys, {}, lessThan);
+        var records = try entryRecords(gpa, keys, seed);
+        defer records.deinit(gpa);
+        var nodes: std.ArrayList(u8) = .empty;
+        defer nodes.deinit(gpa);
+        const root = try tree.build(records.items, &nodes);
+        _ = try store.putAll(nodes.items);
+        return .{ .bufs = bufs, .keys = keys, .root = root };
+    }
+
+    fn deinit(self: StoredKeys, gpa: std.mem.Allocator) void {
+        gpa.free(self.keys);
+        gpa.free(self.bufs);
+    }
+};
+
 test "empty build is the pinned empty tree; apply on it inserts" {
     const gpa = testing.allocator;
     var store: MemStore = .{ .gpa = gpa };
@@ -846,18 +875,12 @@ test "one-file change writes a few small nodes and diff reads O(depth) nodes" {
     defer store.deinit();
     const tree = Tree.init(gpa, store.loader());
     const n = 100_000;
-    const bufs = try gpa.alloc([64]u8, n);
-    defer gpa.free(bufs);
-    const keys = try gpa.alloc([]const u8, n);
-    defer gpa.free(keys);
-    for (keys, bufs, 0..) |*k, *b, i| k.* = keyOf(b, i);
-    std.mem.sort([]const u8, keys, {}, lessThan);
-    var records = try entryRecords(gpa, keys, 3);
-    defer records.deinit(gpa);
+    const stored = try StoredKeys.init(gpa, &tree, &store, n, 3);
+    defer stored.deinit(gpa);
+    const keys = stored.keys;
+    const root = stored.root;
     var nodes: std.ArrayList(u8) = .empty;
     defer nodes.deinit(gpa);
-    const root = try tree.build(records.items, &nodes);
-    _ = try store.putAll(nodes.items);
     const s = try tree.stats(root);
     try testing.expectEqual(@as(u64, n), s.count);
 
@@ -903,21 +926,10 @@ test "diff stops at max_changes, and says so only when more changes exist" {
     defer store.deinit();
     const tree = Tree.init(gpa, store.loader());
     const n = 3_000; // several leaves, so the bound is met inside a walk, not at its end
-    const bufs = try gpa.alloc([64]u8, n);
-    defer gpa.free(bufs);
-    const keys = try gpa.alloc([]const u8, n);
-    defer gpa.free(keys);
-    for (keys, bufs, 0..) |*k, *b, i| k.* = keyOf(b, i);
-    std.mem.sort([]const u8, keys, {}, lessThan);
-    var records = try entryRecords(gpa, keys, 3);
-    defer records.deinit(gpa);
-    var nodes: std.ArrayList(u8) = .empty;
-    defer nodes.deinit(gpa);
-    const full = try tree.build(records.items, &nodes);
-    _ = try store.putAll(nodes.items);
-    nodes.clearRetainingCapacity();
-    const empty = try tree.build("", &nodes);
-    _ = try store.putAll(nodes.items);
+    const stored = try StoredKeys.init(gpa, &tree, &store, n, 3);
+    defer stored.deinit(gpa);
+    const full = stored.root;
+    const empty = Tree.emptyHash(); // known to the library, never loaded
 
     var all: std.ArrayList(u8) = .empty;
     defer all.deinit(gpa);
@@ -938,7 +950,8 @@ test "diff stops at max_changes, and says so only when more changes exist" {
         }
         try testing.expectEqualSlices(u8, all.items[0..reader.pos], changes.items);
     }
-    // Deletions and modifications are bounded as well (the other branches of the walk).
+    // Deletions are bounded as well (the walk's other side; modifications: the bounded
+    // diff test in tests/tree/test_tree_edges.py).
     changes.clearRetainingCapacity();
     try testing.expect((try tree.diff(full, empty, &changes, 5)).truncated);
     try testing.expectEqual(@as(u8, change_deleted), changes.items[0]);
@@ -972,18 +985,10 @@ test "ceilings: the first entry at or above each key, each node loaded once per 
     defer store.deinit();
     const tree = Tree.init(gpa, store.loader());
     const n = 4_000; // 2n + 1 probes: within ceilings_keys_max
-    const bufs = try gpa.alloc([64]u8, n);
-    defer gpa.free(bufs);
-    const keys = try gpa.alloc([]const u8, n);
-    defer gpa.free(keys);
-    for (keys, bufs, 0..) |*k, *b, i| k.* = keyOf(b, i);
-    std.mem.sort([]const u8, keys, {}, lessThan);
-    var records = try entryRecords(gpa, keys, 5);
-    defer records.deinit(gpa);
-    var nodes: std.ArrayList(u8) = .empty;
-    defer nodes.deinit(gpa);
-    const root = try tree.build(records.items, &nodes);
-    _ = try store.putAll(nodes.items);
+    const stored = try StoredKeys.init(gpa, &tree, &store, n, 5);
+    defer stored.deinit(gpa);
+    const keys = stored.keys;
+    const root = stored.root;
 
     // Probes: every stored key, a key just below each (its ceiling is that key), and
     // keys above everything.
