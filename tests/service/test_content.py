@@ -217,10 +217,23 @@ class _SwitchableStore(CountingStore):
 
     down = False
 
-    def get(self, key: str) -> tuple[bytes, str]:
+    def _reachable(self, what: str) -> None:
         if self.down:
-            raise StorageUnavailable(f"reading {key}: connection refused (injected)")
+            raise StorageUnavailable(f"reading {what}: connection refused (injected)")
+
+    def get(self, key: str) -> tuple[bytes, str]:
+        self._reachable(key)
         return super().get(key)
+
+    def head(self, key: str) -> str | None:
+        self._reachable(key)
+        return super().head(key)
+
+    def list(
+        self, prefix: str, *, start_after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        self._reachable(prefix)
+        return super().list(prefix, start_after=start_after, limit=limit)
 
 
 def test_a_project_is_not_created_when_the_store_cannot_be_read(make_world) -> None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from micforge import validate
 from micforge.auth import Role, User
 from micforge.config import Limits
+from micforge.core.tree import EMPTY_TREE_HASH
 from micforge.errors import InvalidRequest, NotFound, TooLarge
 from micforge.service.blobs import BlobService
 from micforge.service.common import (
@@ -19,7 +20,7 @@ from micforge.service.common import (
     rfc3339,
     rfc3339_from_hlc,
 )
-from micforge.service.history import HeadHint, History
+from micforge.service.history import History
 
 
 class ContentService:
@@ -38,27 +39,10 @@ class ContentService:
         self._diff_changes_max = diff_changes_max
 
     def head_unchecked(self, project: str) -> dict:
-        hint, tip = self.read_tip(project)
-        return self.head_view(project, hint, tip)
-
-    def read_tip(self, project: str) -> tuple[HeadHint, int]:
-        """The head hint and the true tip (the hint, then the log probed past it)."""
         hint = self._history.read_head(project)
-        return hint, self._history.tip(project, hint)
-
-    def head_view(
-        self, project: str, hint: HeadHint, tip: int, created_at: datetime | None = None
-    ) -> dict:
-        """The head JSON from ``read_tip``'s answer; ``created_at`` saves the auth DB
-        read of an empty project's creation time."""
-        if tip == 0:
-            if created_at is None:
-                created_at = self._auth.get_project(project).created_at
-            return {
-                "position": 0,
-                "tree_hash": hint.tree_hash.hex(),
-                "updated_at": rfc3339(created_at),
-            }
+        tip = self._history.tip(project, hint)
+        if tip == 0:  # no head object either: one is written only by a landing
+            return empty_head(self._auth.get_project(project).created_at)
         if tip == hint.position:
             return {
                 "position": tip,
@@ -216,6 +200,11 @@ class ContentService:
                 for c in changes
             ]
         }
+
+
+def empty_head(created_at: datetime) -> dict:
+    """The head of a project before its first landing, created at ``created_at``."""
+    return {"position": 0, "tree_hash": EMPTY_TREE_HASH.hex(), "updated_at": rfc3339(created_at)}
 
 
 _FOREIGN_CURSOR = "cursor is not one this server handed out"

@@ -8,7 +8,7 @@ from micforge import validate
 from micforge.auth import Role, User
 from micforge.errors import AlreadyExists, InvalidRequest, NotFound
 from micforge.service.common import Authorizer
-from micforge.service.content import ContentService
+from micforge.service.content import ContentService, empty_head
 from micforge.storage import Store, keys
 
 ROLE_BY_NAME = {"read": Role.READ, "write": Role.WRITE, "owner": Role.OWNER}
@@ -37,9 +37,9 @@ class ProjectService:
         project_id = validate.project_id(project_id)
         # The store is read first: when it is down, the answer is 503 and no project
         # exists (it used to be created in the auth DB and then answered 503: found
-        # from outside). The head shown is the one read here.
-        hint, tip = self._content.read_tip(project_id)
-        if tip > 0 or self._store.list(keys.project_prefix(project_id), limit=1):
+        # from outside). No object under the id means no landing and no head either,
+        # so the new project's head is the empty one, with nothing more to read.
+        if self._store.list(keys.project_prefix(project_id), limit=1):
             try:
                 self._auth.get_project(project_id)
             except NotFound:
@@ -53,10 +53,7 @@ class ProjectService:
                 ) from None
             raise AlreadyExists(f"project {project_id} already exists")
         project = self._auth.create_project(project_id, user.id)
-        return {
-            "id": project_id,
-            "head": self._content.head_view(project_id, hint, tip, project.created_at),
-        }
+        return {"id": project_id, "head": empty_head(project.created_at)}
 
     def get(self, user: User, project_id: str) -> dict:
         self._authz.require(user, project_id, Role.READ)
