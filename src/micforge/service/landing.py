@@ -42,7 +42,7 @@ from micforge.errors import Conflict, Forbidden, InvalidState, Unavailable
 from micforge.service.common import STATE_NAMES, Authorizer, backoff_sleep
 from micforge.service.history import ROLLUP_SIZES, TOP_LEVEL, History
 from micforge.service.metrics import Metrics
-from micforge.service.sessions import SessionStore, SyncHlc, session_view
+from micforge.service.sessions import SessionStore, SyncHlc, as_landed, session_view
 from micforge.storage import PreconditionFailed, Store, keys
 
 log = logging.getLogger("micforge.service")
@@ -453,14 +453,7 @@ class LandingService:
         def mark(rec: SessionRecord) -> SessionRecord | None:
             if rec.state == STATE_LANDED:
                 return None
-            return dataclasses.replace(
-                rec,
-                state=STATE_LANDED,
-                landed_position=record.position,
-                attempt_position=record.position,
-                conflict_paths=[],
-                updated_at=self._hlc.now(),
-            )
+            return as_landed(rec, record.position, updated_at=self._hlc.now())
 
         landed: SessionRecord | None = None
         try:

@@ -92,6 +92,19 @@ def new_session_id(hlc: int) -> bytes:
     return hlc.to_bytes(8, "big") + os.urandom(8)
 
 
+def as_landed(rec: SessionRecord, position: int, updated_at: int | None = None) -> SessionRecord:
+    """``rec`` marked landed at ``position`` (``updated_at`` kept unless given): what the
+    lander writes after its commit, and what reads show until it is written."""
+    return dataclasses.replace(
+        rec,
+        state=STATE_LANDED,
+        landed_position=position,
+        attempt_position=position,
+        conflict_paths=[],
+        updated_at=rec.updated_at if updated_at is None else updated_at,
+    )
+
+
 def session_view(project: str, rec: SessionRecord) -> dict:
     """The session JSON of API.md."""
     operations = []
@@ -313,15 +326,7 @@ class SessionService:
         if rec.state not in (STATE_OPEN, STATE_CONFLICTED) or rec.attempt_position == 0:
             return rec
         own = self._history.own_landing(project, rec.id, rec.attempt_position)
-        if own is None:
-            return rec
-        return dataclasses.replace(
-            rec,
-            state=STATE_LANDED,
-            landed_position=own.position,
-            attempt_position=own.position,
-            conflict_paths=[],
-        )
+        return rec if own is None else as_landed(rec, own.position)
 
     def list(
         self,
