@@ -24,7 +24,7 @@ class FailsAfterTheLog(CountingStore):
 
     def __init__(self, inner: Store, project: str) -> None:
         super().__init__(inner)
-        self._log_prefix = keys.log(project, 1).rsplit("/", 1)[0] + "/"
+        self._log_prefix = keys.log_prefix(project)
         self.committed = False
 
     def put(
